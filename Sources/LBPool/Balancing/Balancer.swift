@@ -1,0 +1,135 @@
+import Logging
+import Synchronization
+
+/// Owns the endpoints of one pool: applies resolver updates, dials and drains subconnections,
+/// and publishes the picker snapshot. The decisions are the ``BalancerStateMachine``'s; this
+/// class performs its actions, outside the lock.
+final class Balancer: SubconnectionDelegate, Sendable {
+    private enum Work: Sendable {
+        case run(Subconnection)
+        case reconnect(ResolvedAddress, after: Duration)
+    }
+
+    private struct State {
+        var machine: BalancerStateMachine
+        var subconnections: [SubconnectionID: Subconnection] = [:]
+    }
+
+    private let state: Mutex<State>
+    private let workStream: AsyncStream<Work>
+    private let workContinuation: AsyncStream<Work>.Continuation
+    private let settings: ConnectionSettings
+    private let backoff: ReconnectBackoff
+    private let logger: Logger
+    let pickerState = PickerState()
+    let refreshRequests = RefreshRequests()
+
+    init(minConnections: Int, settings: ConnectionSettings, backoff: ReconnectBackoff, logger: Logger) {
+        self.state = Mutex(State(machine: BalancerStateMachine(minConnections: minConnections)))
+        (self.workStream, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
+        self.settings = settings
+        self.backoff = backoff
+        self.logger = logger
+    }
+
+    /// Runs resolution and every subconnection as child tasks; returns after ``shutDown()``
+    /// once everything closed, or when the calling task is cancelled (closing everything).
+    func run(resolver: any Resolver, host: String, port: Int) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await update in resolver.updates(host: host, port: port, refreshRequests: self.refreshRequests) {
+                    self.resolved(update)
+                }
+            }
+            for await work in workStream {
+                switch work {
+                case .run(let subconnection):
+                    group.addTask {
+                        await subconnection.run(settings: self.settings, delegate: self)
+                    }
+                case .reconnect(let address, let delay):
+                    group.addTask {
+                        try? await Task.sleep(for: delay)
+                        guard !Task.isCancelled else { return }
+                        self.apply { $0.reconnectDue(address) }
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Refuses new picks, drains every subconnection; ``run(resolver:host:port:)`` returns once
+    /// the last one closed.
+    func shutDown() {
+        pickerState.update { $0.isShuttingDown = true }
+        apply { $0.shutDown() }
+    }
+
+    func subconnection(_ id: SubconnectionID, address: ResolvedAddress, didReport event: SubconnectionEvent) {
+        logger.debug("subconnection \(event)", metadata: ["address": "\(address)", "subconnection": "\(id)"])
+        switch event {
+        case .draining(.goAway), .closed(_, wasReady: false):
+            refreshRequests.request()
+        default:
+            break
+        }
+        apply(removing: { if case .closed = event { return id } else { return nil } }()) {
+            $0.subconnection(id, address: address, reported: event)
+        }
+    }
+
+    private func resolved(_ update: ResolverUpdate) {
+        if let error = update.error {
+            logger.warning("resolution: \(error)", metadata: ["addresses": "\(update.addresses.count)"])
+        } else {
+            logger.debug("resolved", metadata: ["addresses": "\(update.addresses)"])
+        }
+        pickerState.update { $0.resolution = update }
+        apply { $0.addressesResolved(update.addresses) }
+    }
+
+    private func apply(removing closed: SubconnectionID? = nil, _ transition: (inout BalancerStateMachine) -> [BalancerStateMachine.Action]) {
+        var drains: [(Subconnection, ConnectionCloseReason)] = []
+        var work: [Work] = []
+        var snapshot: ReadyEndpoints?
+        var finished = false
+        state.withLock { state in
+            if let closed { state.subconnections[closed] = nil }
+            for action in transition(&state.machine) {
+                switch action {
+                case .dial(let address, let id):
+                    let subconnection = Subconnection(id: id, address: address)
+                    state.subconnections[id] = subconnection
+                    work.append(.run(subconnection))
+                case .drain(let id, let reason):
+                    if let subconnection = state.subconnections[id] { drains.append((subconnection, reason)) }
+                case .scheduleReconnect(let address, let attempt):
+                    work.append(.reconnect(address, after: backoff.delay(attempt: attempt, random: .random(in: -1...1))))
+                case .publish:
+                    snapshot = Self.readyEndpoints(state)
+                case .finished:
+                    finished = true
+                }
+            }
+        }
+        for (subconnection, reason) in drains { subconnection.drain(reason) }
+        for item in work { workContinuation.yield(item) }
+        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
+        if finished { workContinuation.finish() }
+    }
+
+    private static func readyEndpoints(_ state: State) -> ReadyEndpoints {
+        var endpoints: [EndpointSnapshot] = []
+        endpoints.reserveCapacity(state.machine.endpoints.count)
+        for (address, endpoint) in state.machine.endpoints {
+            let ready = endpoint.subconnections
+                .filter { $0.value == .ready }
+                .keys.sorted()
+                .compactMap { state.subconnections[$0] }
+            if !ready.isEmpty { endpoints.append(EndpointSnapshot(address: address, subconnections: ready)) }
+        }
+        endpoints.sort { ($0.address.ip, $0.address.port) < ($1.address.ip, $1.address.port) }
+        return ReadyEndpoints(endpoints)
+    }
+}

@@ -1,0 +1,63 @@
+import Synchronization
+
+/// The latest picker snapshot, and the requests waiting for one with a ready endpoint.
+final class PickerState: Sendable {
+    struct Snapshot: Sendable {
+        var endpoints = ReadyEndpoints([])
+        /// The last resolver update, once one arrived.
+        var resolution: ResolverUpdate?
+        var isShuttingDown = false
+    }
+
+    private struct State {
+        var snapshot = Snapshot()
+        var version: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    func current() -> (snapshot: Snapshot, version: UInt64) {
+        state.withLock { ($0.snapshot, $0.version) }
+    }
+
+    func update(_ body: (inout Snapshot) -> Void) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            body(&state.snapshot)
+            state.version &+= 1
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns when the snapshot is newer than `version`, at `deadline`, or on cancellation.
+    func waitForChange(after version: UInt64, until deadline: ContinuousClock.Instant) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForChange(after: version) }
+            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForChange(after version: UInt64) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter &+= 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.version != version || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import NIOHTTP2
+
+/// Why a connection stopped taking new requests.
+public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
+    /// The server sent GOAWAY.
+    case goAway(errorCode: UInt32, lastStreamID: Int, debugData: String)
+    /// The connection reached its maximum lifetime and was replaced.
+    case lifetimeExpired
+    /// Its address left the resolved set.
+    case addressRemoved
+    /// The pool is shutting down.
+    case poolShutdown
+    /// The peer stopped answering keepalive PINGs.
+    case keepaliveTimeout
+    /// The connection failed or was closed by the peer without GOAWAY.
+    case connectionError(String)
+
+    public var description: String {
+        switch self {
+        case .goAway(let code, let lastStreamID, let debugData):
+            let name = String(describing: HTTP2ErrorCode(networkCode: Int(code)))
+            return "GOAWAY \(name) last-stream-id \(lastStreamID)" + (debugData.isEmpty ? "" : " (\(debugData))")
+        case .lifetimeExpired: return "maximum connection lifetime reached"
+        case .addressRemoved: return "address removed from DNS"
+        case .poolShutdown: return "pool shutting down"
+        case .keepaliveTimeout: return "keepalive timeout"
+        case .connectionError(let message): return "connection error: \(message)"
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// What a subconnection needs to dial; the same for every subconnection of a pool.
+struct ConnectionSettings: Sendable {
+    var eventLoopGroup: any EventLoopGroup
+    /// Present for `https` targets.
+    var tlsContext: NIOSSLContext?
+    /// The name used for SNI and certificate checks: the target's host, never the IP.
+    var serverHostname: String?
+    var connectTimeout: Duration
+    var logger: Logger
+}
+
+/// The parts of a subconnection read off the event loop, each safe on its own.
+final class SubconnectionShared: Sendable {
+    /// Streams opened by the pool on this connection and not yet finished.
+    let inFlight = Atomic<Int>(0)
+    /// Ready and not draining: may take new streams.
+    let isAvailable = Atomic<Bool>(false)
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS.
+    let maxConcurrentStreams = Atomic<Int>(100)
+    /// The lowest last-stream-id of the GOAWAYs received; `Int.max` before any.
+    let goAwayLastStreamID = Atomic<Int>(.max)
+    /// Why the connection started to go away, once it has.
+    let closeReason = Mutex<ConnectionCloseReason?>(nil)
+}
+
+/// One HTTP/2 connection to one address: h2c with prior knowledge, or TLS with ALPN `h2`.
+///
+/// A subconnection is dialled once; after it closes, the balancer makes a new one (with a new
+/// ``SubconnectionID``) if the endpoint still needs it.
+final class Subconnection: Sendable {
+    typealias Multiplexer = NIOHTTP2Handler.AsyncStreamMultiplexer<Void>
+
+    struct Connected: Sendable {
+        var channel: any Channel
+        var multiplexer: Multiplexer
+        var handler: NIOLoopBound<ConnectionHandler>
+    }
+
+    private enum Phase {
+        case idle
+        case connected(Connected)
+        /// Drain was asked for before the dial finished; applied as soon as it does.
+        case drainPending(ConnectionCloseReason)
+    }
+
+    let id: SubconnectionID
+    let address: ResolvedAddress
+    let shared = SubconnectionShared()
+    private let phase = Mutex<Phase>(.idle)
+
+    init(id: SubconnectionID, address: ResolvedAddress) {
+        self.id = id
+        self.address = address
+    }
+
+    /// The connection's stream multiplexer, once dialled.
+    var multiplexer: Multiplexer? {
+        phase.withLock { phase in
+            if case .connected(let connected) = phase { return connected.multiplexer }
+            return nil
+        }
+    }
+
+    /// Dials, then waits until the connection closes. Reports every state change to `delegate`.
+    /// Cancelling the calling task closes the connection at once.
+    func run(settings: ConnectionSettings, delegate: any SubconnectionDelegate) async {
+        let connected: Connected
+        do {
+            connected = try await dial(settings: settings, delegate: delegate)
+        } catch {
+            delegate.subconnection(id, address: address, didReport: .closed(.connectionError("\(error)"), wasReady: false))
+            return
+        }
+        let pendingDrain = phase.withLock { phase -> ConnectionCloseReason? in
+            defer { phase = .connected(connected) }
+            if case .drainPending(let reason) = phase { return reason }
+            return nil
+        }
+        if let pendingDrain { drain(pendingDrain) }
+        await withTaskCancellationHandler {
+            try? await connected.channel.closeFuture.get()
+        } onCancel: {
+            connected.channel.close(promise: nil)
+        }
+    }
+
+    /// Stops new streams; the connection closes when its open streams end.
+    func drain(_ reason: ConnectionCloseReason) {
+        let connected = phase.withLock { phase -> Connected? in
+            switch phase {
+            case .connected(let connected): return connected
+            case .idle: phase = .drainPending(reason); return nil
+            case .drainPending: return nil
+            }
+        }
+        guard let connected else { return }
+        connected.channel.eventLoop.execute {
+            connected.handler.value.drain(reason)
+        }
+    }
+
+    private func dial(settings: ConnectionSettings, delegate: any SubconnectionDelegate) async throws -> Connected {
+        let target = try SocketAddress(ipAddress: address.ip, port: address.port)
+        let timeout = TimeAmount.nanoseconds(Int64(clamping: settings.connectTimeout.milliseconds) * 1_000_000)
+        let bootstrap = ClientBootstrap(group: settings.eventLoopGroup)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        let id = self.id
+        let address = self.address
+        let shared = self.shared
+        return try await bootstrap.connect(to: target) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                if let tlsContext = settings.tlsContext {
+                    try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: settings.serverHostname))
+                }
+                let handler = ConnectionHandler(
+                    id: id,
+                    address: address,
+                    shared: shared,
+                    delegate: delegate,
+                    requiresALPN: settings.tlsContext != nil,
+                    readyTimeout: settings.connectTimeout,
+                    logger: settings.logger
+                )
+                let loopBound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+                var configuration = NIOHTTP2Handler.Configuration()
+                configuration.connection.initialSettings = [
+                    HTTP2Setting(parameter: .enablePush, value: 0),
+                    HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
+                    HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+                ]
+                let multiplexer = try sync.configureAsyncHTTP2Pipeline(
+                    mode: .client,
+                    streamDelegate: StreamCounter(handler: loopBound),
+                    configuration: configuration
+                ) { stream in
+                    // Servers cannot open streams to a client with push disabled.
+                    stream.close()
+                }
+                try sync.addHandler(handler)
+                return Connected(channel: channel, multiplexer: multiplexer, handler: loopBound)
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import NIOCore
+import NIOSSL
+
+extension LBPool {
+    /// Settings of a pool. Every default is stated next to its setting.
+    public struct Configuration: Sendable {
+        /// Warm HTTP/2 connections kept to every resolved address, dialled as soon as ``LBPool/run()``
+        /// starts and whenever an address appears. Default: 1 (HTTP/2 multiplexes).
+        public var minConnections: Int = 1
+        /// Time allowed for TCP connect, TLS handshake and the server's first SETTINGS. Default: 10 s.
+        public var connectTimeout: Duration = .seconds(10)
+        /// Default deadline of a request, from the call until the response head arrives
+        /// (including any wait for a ready endpoint). Default: 30 s.
+        public var requestTimeout: Duration = .seconds(30)
+        /// How often one request may be sent again because the server never processed it
+        /// (GOAWAY above its stream, REFUSED_STREAM, or a connection lost before sending).
+        /// Default: 4.
+        public var maxTransparentRetries: Int = 4
+        /// Largest body ``LBPool/execute(_:body:timeout:)`` collects. Default: 16 MiB.
+        public var maxCollectedBodyBytes: Int = 16 << 20
+        /// Backoff between dials of an address whose connections keep failing.
+        /// Default: 1 s × 1.6 up to 120 s, ±20% jitter.
+        public var reconnectBackoff = ReconnectBackoff()
+        /// DNS settings, used when the target host is a name.
+        public var dns = DNSResolver.Configuration()
+        /// TLS settings for `https` targets; ALPN is always set to `h2`, and the server name
+        /// (SNI and certificate check) is the target's host. Default: `nil`, meaning
+        /// `TLSConfiguration.makeClientConfiguration()` (system trust roots, full verification).
+        public var tls: TLSConfiguration?
+        /// The event loops for connections. Default: `nil`, meaning
+        /// `MultiThreadedEventLoopGroup.singleton`.
+        public var eventLoopGroup: (any EventLoopGroup)?
+
+        public init() {}
+
+        /// Checks every value, throwing an error that names the first bad one.
+        public func validate() throws(LBPoolConfigurationError) {
+            guard minConnections >= 1 else {
+                throw .init(setting: "minConnections", value: "\(minConnections)", reason: "must be at least 1")
+            }
+            guard minConnections <= 1024 else {
+                throw .init(setting: "minConnections", value: "\(minConnections)", reason: "must be at most 1024")
+            }
+            try Validate.positive(connectTimeout, "connectTimeout")
+            try Validate.positive(requestTimeout, "requestTimeout")
+            guard maxTransparentRetries >= 0 else {
+                throw .init(setting: "maxTransparentRetries", value: "\(maxTransparentRetries)", reason: "must not be negative")
+            }
+            guard maxCollectedBodyBytes >= 0 else {
+                throw .init(setting: "maxCollectedBodyBytes", value: "\(maxCollectedBodyBytes)", reason: "must not be negative")
+            }
+            try reconnectBackoff.validate()
+            try dns.validate()
+        }
+    }
+}

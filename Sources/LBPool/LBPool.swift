@@ -1,0 +1,110 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+
+/// A client-side load-balancing pool of HTTP/2 connections to every address of one service.
+///
+/// The pool resolves the target's host (with c-ares for names), keeps
+/// ``Configuration/minConnections`` warm connections to **each** address, and spreads requests
+/// over the addresses with a ``Picker`` (round robin by default). It follows DNS: new addresses
+/// get connections and traffic, removed ones drain.
+///
+/// ```swift
+/// let pool = try LBPool(target: "http://api.default.svc.cluster.local:8080")
+/// try await withThrowingDiscardingTaskGroup { group in
+///     group.addTask { try await pool.run() }
+///     let response = try await pool.execute(HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/hello"))
+///     print(response.head.status, response.servedBy)
+///     group.cancelAll()
+/// }
+/// ```
+///
+/// All background work runs inside ``run()``; nothing outlives it. The pool is a swift-service-
+/// lifecycle `Service`: graceful shutdown refuses new requests, lets open streams finish, then
+/// returns. Cancelling `run()` closes every connection at once.
+public final class LBPool: Service, Sendable {
+    /// The parsed target.
+    public let target: Target
+    public let configuration: Configuration
+    let balancer: Balancer
+    let picker: any Picker
+    private let resolver: any Resolver
+    private let logger: Logger
+
+    /// Creates a pool; nothing is dialled until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - target: `http://host[:port]` (h2c) or `https://host[:port]` (TLS). An IP literal is
+    ///     used as the only address; `localhost` means 127.0.0.1 (or ::1 when DNS is IPv6-only);
+    ///     any other name is resolved with ``DNSResolver``.
+    ///   - configuration: Settings, validated here.
+    ///   - resolver: Replaces the resolver chosen from the target.
+    ///   - picker: Chooses the endpoint per request. Default: ``RoundRobinPicker``.
+    ///   - logger: Where the pool logs. Default: a logger labelled `lbpool`.
+    /// - Throws: ``LBPoolConfigurationError`` naming the bad value.
+    public init(
+        target: String,
+        configuration: Configuration = .init(),
+        resolver: (any Resolver)? = nil,
+        picker: any Picker = RoundRobinPicker(),
+        logger: Logger = Logger(label: "lbpool")
+    ) throws(LBPoolConfigurationError) {
+        let target = try Target(parsing: target)
+        try configuration.validate()
+        self.target = target
+        self.configuration = configuration
+        self.picker = picker
+        self.logger = logger
+        if let resolver {
+            self.resolver = resolver
+        } else if target.isIPLiteral {
+            self.resolver = StaticResolver(ips: [target.host])
+        } else if target.host.lowercased() == "localhost" {
+            self.resolver = StaticResolver(ips: [configuration.dns.addressFamily == .ipv6 ? "::1" : "127.0.0.1"])
+        } else {
+            self.resolver = try DNSResolver(configuration: configuration.dns)
+        }
+        var tlsContext: NIOSSLContext?
+        if target.scheme == .https {
+            var tls = configuration.tls ?? .makeClientConfiguration()
+            tls.applicationProtocols = ["h2"]
+            do {
+                tlsContext = try NIOSSLContext(configuration: tls)
+            } catch {
+                throw LBPoolConfigurationError(setting: "tls", value: "\(error)", reason: "cannot build a TLS context")
+            }
+        }
+        let settings = ConnectionSettings(
+            eventLoopGroup: configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton,
+            tlsContext: tlsContext,
+            serverHostname: target.isIPLiteral ? nil : target.host,
+            connectTimeout: configuration.connectTimeout,
+            logger: logger
+        )
+        self.balancer = Balancer(
+            minConnections: configuration.minConnections,
+            settings: settings,
+            backoff: configuration.reconnectBackoff,
+            logger: logger
+        )
+    }
+
+    /// Resolves, connects and keeps the pool up until graceful shutdown (then drains and returns)
+    /// or cancellation (then closes everything and returns). Call it once.
+    public func run() async throws {
+        logger.debug("pool starting", metadata: ["target": "\(target)"])
+        await withGracefulShutdownHandler {
+            await balancer.run(resolver: resolver, host: target.host, port: target.port)
+        } onGracefulShutdown: {
+            self.shutDown()
+        }
+        logger.debug("pool stopped", metadata: ["target": "\(target)"])
+    }
+
+    /// Refuses new requests from now on; open streams finish, then ``run()`` returns.
+    public func shutDown() {
+        balancer.shutDown()
+    }
+}
