@@ -39,7 +39,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "RoundRobinClient",
-            dependencies: ["LBPool"],
+            dependencies: [
+                "LBPool",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             path: "Examples/RoundRobinClient"
         ),
         .testTarget(

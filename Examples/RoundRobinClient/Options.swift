@@ -1,0 +1,81 @@
+import LBPool
+
+/// Command-line options of the example client.
+struct Options {
+    enum Limit {
+        case requests(Int)
+        case duration(Duration)
+    }
+
+    var target: String
+    var path: String
+    var limit: Limit = .requests(1000)
+    var concurrency = 1
+    var dnsServer: String?
+    var minConnections = 1
+    var caFile: String?
+    var json = false
+
+    static let usage = """
+        usage: RoundRobinClient URL [--requests N | --duration SECONDS] [--concurrency C]
+                                    [--dns-server HOST:PORT] [--min-connections K] [--ca-file PEM] [--json]
+        """
+
+    struct UsageError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func parse(_ arguments: [String]) throws(UsageError) -> Options {
+        var url: String?
+        var options = Options(target: "", path: "/")
+        var index = 0
+        func value(_ flag: String) throws(UsageError) -> String {
+            index += 1
+            guard index < arguments.count else { throw UsageError(description: "\(flag) needs a value") }
+            return arguments[index]
+        }
+        func positiveInt(_ flag: String) throws(UsageError) -> Int {
+            let text = try value(flag)
+            guard let number = Int(text), number > 0 else {
+                throw UsageError(description: "\(flag) needs a positive whole number, got '\(text)'")
+            }
+            return number
+        }
+        while index < arguments.count {
+            let argument = arguments[index]
+            switch argument {
+            case "--requests": options.limit = .requests(try positiveInt(argument))
+            case "--duration":
+                let text = try value(argument)
+                guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
+                    throw UsageError(description: "--duration needs a positive number of seconds, got '\(text)'")
+                }
+                options.limit = .duration(.milliseconds(Int64(seconds * 1000)))
+            case "--concurrency": options.concurrency = try positiveInt(argument)
+            case "--dns-server": options.dnsServer = try value(argument)
+            case "--min-connections": options.minConnections = try positiveInt(argument)
+            case "--ca-file": options.caFile = try value(argument)
+            case "--json": options.json = true
+            case "-h", "--help": throw UsageError(description: "")
+            default:
+                guard !argument.hasPrefix("-"), url == nil else {
+                    throw UsageError(description: "unexpected argument '\(argument)'")
+                }
+                url = argument
+            }
+            index += 1
+        }
+        guard let url else { throw UsageError(description: "missing URL") }
+        (options.target, options.path) = split(url)
+        return options
+    }
+
+    /// Splits `http://host:port/path?q` into the target and the request path.
+    static func split(_ url: String) -> (target: String, path: String) {
+        guard let schemeEnd = url.firstIndex(of: ":"), url[schemeEnd...].hasPrefix("://") else { return (url, "/") }
+        let afterScheme = url.index(schemeEnd, offsetBy: 3)
+        guard let slash = url[afterScheme...].firstIndex(where: { $0 == "/" || $0 == "?" }) else { return (url, "/") }
+        let path = String(url[slash...])
+        return (String(url[..<slash]), path.hasPrefix("/") ? path : "/" + path)
+    }
+}

@@ -1,0 +1,44 @@
+# swift-lbpool: `make test` runs every test, `make demo` shows the round-robin example.
+SHELL := /bin/bash
+APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client iproute2 openssl
+SWIFT ?= swift
+
+.PHONY: all build deps test unit integration demo clean
+
+all: build
+
+# Installs the Debian packages the build and the tests need. As root it installs what is
+# missing; otherwise it prints the apt line and fails.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+unit: deps
+	$(SWIFT) test --filter LBPoolTests
+
+integration: deps
+	$(SWIFT) test --filter LBPoolIntegrationTests
+
+demo: deps
+	$(SWIFT) build --product RoundRobinClient
+	bash scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/RoundRobinClient"
+
+clean:
+	rm -rf .build
