@@ -27,6 +27,9 @@ public final class RefreshRequests: Sendable {
         continuation?.resume()
     }
 
+    /// Whether a request waits to be consumed by ``wait()``.
+    var isPending: Bool { state.withLock { $0.pending } }
+
     /// Returns when a request is pending (consuming it), or when the calling task is cancelled.
     public func wait() async {
         let id = state.withLock { state -> UInt64 in
