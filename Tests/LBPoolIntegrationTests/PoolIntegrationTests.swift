@@ -67,8 +67,10 @@ import Testing
 
     @Test func followsDNSWhenTheServiceScalesUpAndDown() async throws {
         let ttl = 1
-        let (_, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl)
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl)
+        defer { withExtendedLifetime(backends) {} }
         let added = try NginxBackend(ip: "127.0.0.4", port: port)
+        defer { withExtendedLifetime(added) {} }
         try await added.start()
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let log = RequestLog()
@@ -111,8 +113,10 @@ import Testing
 
     @Test func keepsServingTheLastAddressesWhileDNSIsDown() async throws {
         let ttl = 1
-        let (_, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl)
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl)
+        defer { withExtendedLifetime(backends) {} }
         let later = try NginxBackend(ip: "127.0.0.4", port: port)
+        defer { withExtendedLifetime(later) {} }
         try await later.start()
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let log = RequestLog()
@@ -164,7 +168,8 @@ import Testing
     }
 
     @Test func nameWithoutRecordsFailsWithAnErrorSayingSo() async throws {
-        let (_, dns, port) = try await fleet(["127.0.0.2"])
+        let (backends, dns, port) = try await fleet(["127.0.0.2"])
+        defer { withExtendedLifetime(backends) {} }
         let missing = "missing.demo.svc.cluster.local"
         let pool = try LBPool(target: "http://\(missing):\(port)", configuration: testConfiguration(dns: dns))
         try await withRunningPool(pool) { pool in

@@ -69,7 +69,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
     func subconnection(_ id: SubconnectionID, address: ResolvedAddress, didReport event: SubconnectionEvent) {
         logger.debug("subconnection \(event)", metadata: ["address": "\(address)", "subconnection": "\(id)"])
         switch event {
-        case .draining(.goAway), .closed(_, wasReady: false):
+        case .closed(let reason, wasReady: false):
+            pickerState.update { $0.lastConnectionError = reason }
+            refreshRequests.request()
+        case .draining(.goAway):
             refreshRequests.request()
         default:
             break

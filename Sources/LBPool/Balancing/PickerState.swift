@@ -7,6 +7,8 @@ final class PickerState: Sendable {
         /// The last resolver update, once one arrived.
         var resolution: ResolverUpdate?
         var isShuttingDown = false
+        /// Why the latest dial failed, for error messages while no endpoint is ready.
+        var lastConnectionError: ConnectionCloseReason?
     }
 
     private struct State {

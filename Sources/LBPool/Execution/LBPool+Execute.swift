@@ -118,6 +118,7 @@ extension LBPool {
                 var message = "no ready connection to \(target) before the deadline"
                 if let error = snapshot.resolution?.error { message += "; \(error)" }
                 else if snapshot.resolution == nil { message += "; the name has not resolved yet" }
+                if let connectionError = snapshot.lastConnectionError { message += "; last dial: \(connectionError)" }
                 throw LBPoolError(.deadlineExceeded, message)
             }
             await balancer.pickerState.waitForChange(after: version, until: deadline)
