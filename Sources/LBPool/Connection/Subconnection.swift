@@ -78,16 +78,19 @@ final class Subconnection: Sendable {
             delegate.subconnection(id, address: address, didReport: .closed(.connectionError("\(error)"), wasReady: false))
             return
         }
-        let pendingDrain = phase.withLock { phase -> ConnectionCloseReason? in
-            defer { phase = .connected(connected) }
-            if case .drainPending(let reason) = phase { return reason }
-            return nil
-        }
-        if let pendingDrain { drain(pendingDrain) }
         await withTaskCancellationHandler {
             try? await connected.channel.closeFuture.get()
         } onCancel: {
             connected.channel.close(promise: nil)
+        }
+    }
+
+    /// Records the dialled connection; returns a drain asked for while dialling.
+    private func publish(_ connected: Connected) -> ConnectionCloseReason? {
+        phase.withLock { phase in
+            defer { phase = .connected(connected) }
+            if case .drainPending(let reason) = phase { return reason }
+            return nil
         }
     }
 
@@ -146,7 +149,13 @@ final class Subconnection: Sendable {
                     stream.close()
                 }
                 try sync.addHandler(handler)
-                return Connected(channel: channel, multiplexer: multiplexer, handler: loopBound)
+                let connected = Connected(channel: channel, multiplexer: multiplexer, handler: loopBound)
+                // Published here, on the event loop and before any frame is read, so the
+                // multiplexer is there by the time the handler reports `ready`.
+                if let pendingDrain = self.publish(connected) {
+                    handler.drain(pendingDrain)
+                }
+                return connected
             }
         }
     }
