@@ -81,6 +81,7 @@ import Testing
     @Test func answersAreCombinedAcrossRecordTypes() {
         let both = DNSRefreshLoop.combine([.records([("10.0.0.1", 5)]), .failure(status: 1, message: "no data")], name: "n", port: 80)
         #expect((try? both.get())?.map(\.address.ip) == ["10.0.0.1"])
+        #expect((try? both.get())?.first?.address.ttl == .seconds(5))
         let failed = DNSRefreshLoop.combine([.failure(status: 12, message: "timeout"), .failure(status: 4, message: "nx")], name: "n", port: 80)
         #expect(throws: ResolverError(kind: .lookupFailed, name: "n", reason: "timeout")) { try failed.get() }
         let empty = DNSRefreshLoop.combine([.failure(status: 4, message: "nx"), .failure(status: 1, message: "nodata")], name: "n", port: 80)

@@ -234,7 +234,7 @@ final class DNSRefreshLoop: Sendable {
         for outcome in outcomes {
             switch outcome {
             case .records(let found):
-                records += found.map { (ResolvedAddress(ip: $0.ip, port: port), $0.ttlSeconds) }
+                records += found.map { (ResolvedAddress(ip: $0.ip, port: port, ttl: .seconds($0.ttlSeconds)), $0.ttlSeconds) }
             case .failure(let status, let message):
                 if status == ARES_ENODATA || status == ARES_ENOTFOUND {
                     noRecords = noRecords ?? message

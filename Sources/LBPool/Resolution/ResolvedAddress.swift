@@ -1,15 +1,28 @@
 /// One network address that the name of the target resolved to.
 ///
 /// The pool keeps one endpoint, with its own warm connections, per distinct `ResolvedAddress`.
+/// Two addresses are equal when their IP and port are; the TTL is information only.
 public struct ResolvedAddress: Hashable, Sendable, CustomStringConvertible {
     /// The IP address in textual form (`"10.0.0.7"`, `"fd00::7"`).
     public var ip: String
     /// The TCP port to connect to.
     public var port: Int
+    /// The TTL of the DNS record this address came from; `nil` when it did not come from DNS.
+    public var ttl: Duration?
 
-    public init(ip: String, port: Int) {
+    public init(ip: String, port: Int, ttl: Duration? = nil) {
         self.ip = ip
         self.port = port
+        self.ttl = ttl
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.ip == rhs.ip && lhs.port == rhs.port
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(ip)
+        hasher.combine(port)
     }
 
     public var description: String {
