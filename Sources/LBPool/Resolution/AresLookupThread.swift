@@ -278,7 +278,7 @@ enum AresAnswerParser {
             for index in 0..<Int(count) {
                 var address = entries[index].ipaddr
                 inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
-                records.append((String(cString: text), Int(entries[index].ttl)))
+                records.append((Self.string(text), Int(entries[index].ttl)))
             }
         case .aaaa:
             var entries = [ares_addr6ttl](repeating: ares_addr6ttl(), count: capacity)
@@ -287,13 +287,21 @@ enum AresAnswerParser {
             for index in 0..<Int(count) {
                 var address = entries[index].ip6addr
                 inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
-                records.append((String(cString: text), Int(entries[index].ttl)))
+                records.append((Self.string(text), Int(entries[index].ttl)))
             }
         }
         if records.isEmpty {
             return .failure(status: ARES_ENODATA, message: AresLookupThread.message(ARES_ENODATA))
         }
         return .records(records)
+    }
+}
+
+extension AresAnswerParser {
+    /// The text of a NUL-terminated C buffer.
+    static func string(_ buffer: [CChar]) -> String {
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
