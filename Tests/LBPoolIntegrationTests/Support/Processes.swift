@@ -55,25 +55,8 @@ func freePort(alsoOn addresses: [String] = []) throws -> Int {
     throw SetupError(description: "no free port on 127.0.0.1 and \(addresses)")
 }
 
-private func bindEphemeral(_ ip: String) throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    inet_pton(AF_INET, ip, &address.sin_addr)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0 else { throw SetupError(description: "bind \(ip):0 failed: errno \(errno)") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-private func canBind(_ ip: String, _ port: Int) throws -> Bool {
+/// Opens a TCP socket and hands it, with `ip:port` as a sockaddr, to `body`; closes it after.
+private func withSocket<Result>(_ ip: String, _ port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -81,21 +64,31 @@ private func canBind(_ ip: String, _ port: Int) throws -> Bool {
     address.sin_port = UInt16(port).bigEndian
     inet_pton(AF_INET, ip, &address.sin_addr)
     return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
+
+private func bindEphemeral(_ ip: String) throws -> Int {
+    let port = withSocket(ip, 0) { fd, address, length -> Int? in
+        guard bind(fd, address, length) == 0 else { return nil }
+        var bound = sockaddr_in()
+        var boundLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &boundLength) }
+        }
+        return Int(UInt16(bigEndian: bound.sin_port))
+    }
+    guard let port else { throw SetupError(description: "bind \(ip):0 failed: errno \(errno)") }
+    return port
+}
+
+private func canBind(_ ip: String, _ port: Int) throws -> Bool {
+    withSocket(ip, port) { fd, address, length in bind(fd, address, length) == 0 }
 }
 
 /// Whether something accepts TCP connections at ip:port.
 func isListening(_ ip: String, _ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    inet_pton(AF_INET, ip, &address.sin_addr)
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    withSocket(ip, port) { fd, address, length in connect(fd, address, length) == 0 }
 }
 
 /// Polls `condition` every 20 ms until it holds; throws after `timeout`. For conditions of
