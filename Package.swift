@@ -48,7 +48,11 @@ let package = Package(
         ),
         .testTarget(
             name: "LBPoolTests",
-            dependencies: ["LBPool"]
+            dependencies: [
+                "LBPool",
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
         ),
         .testTarget(
             name: "LBPoolIntegrationTests",

@@ -1,0 +1,47 @@
+import HTTPTypes
+import NIOHPACK
+import Testing
+@testable import LBPool
+
+@Suite struct MessageHeadTests {
+    @Test func requestHeadHasPseudoHeadersAndDropsConnectionSpecificFields() {
+        var request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/items?x=1")
+        request.headerFields[.connection] = "keep-alive"
+        request.headerFields[.transferEncoding] = "chunked"
+        request.headerFields[HTTPField.Name("x-request-id")!] = "abc"
+        let head = RequestHead.encode(request, scheme: "http", authority: "api:8080", bodyLength: 64)
+        #expect(head[":method"] == ["POST"])
+        #expect(head[":scheme"] == ["http"])
+        #expect(head[":authority"] == ["api:8080"])
+        #expect(head[":path"] == ["/items?x=1"])
+        #expect(head["x-request-id"] == ["abc"])
+        #expect(head["content-length"] == ["64"])
+        #expect(head["connection"].isEmpty && head["transfer-encoding"].isEmpty)
+        // Pseudo-headers come first (RFC 9113 §8.3).
+        #expect(Array(head.map(\.name).prefix(4)) == [":method", ":scheme", ":authority", ":path"])
+    }
+
+    @Test func responseHeadIsParsed() throws {
+        let response = try ResponseHead.parse(HPACKHeaders([(":status", "503"), ("retry-after", "2")]))
+        #expect(response.status == .serviceUnavailable)
+        #expect(response.headerFields[.retryAfter] == "2")
+    }
+
+    @Test(arguments: [
+        ([("content-type", "text/plain")], "without :status"),
+        ([(":status", "20")], "malformed :status '20'"),
+        ([(":status", "abc")], "malformed :status 'abc'"),
+        ([(":status", "200"), (":path", "/")], "pseudo-header ':path'"),
+    ])
+    func malformedResponseHeadsAreNamed(fields: [(String, String)], message: String) {
+        do {
+            _ = try ResponseHead.parse(HPACKHeaders(fields))
+            Issue.record("parsed \(fields)")
+        } catch let error as LBPoolError {
+            #expect(error.code == .invalidResponse)
+            #expect(error.message.contains(message), "\(error)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}
