@@ -76,12 +76,7 @@ import Testing
         let log = RequestLog()
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
-            try await withThrowingTaskGroup(of: Void.self) { load in
-                for worker in 0..<4 {
-                    load.addTask { try await log.sendUntilStopped(pool, worker: worker) }
-                }
-                defer { log.stop() }
-
+            try await log.sending(to: pool, workers: 4) {
                 // Scale up: 127.0.0.4 joins.
                 try dns.setRecords([Self.name: ["127.0.0.2", "127.0.0.3", "127.0.0.4"]])
                 let scaledUp = ContinuousClock.now
@@ -122,11 +117,7 @@ import Testing
         let log = RequestLog()
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
-            try await withThrowingTaskGroup(of: Void.self) { load in
-                for worker in 0..<2 {
-                    load.addTask { try await log.sendUntilStopped(pool, worker: worker) }
-                }
-                defer { log.stop() }
+            try await log.sending(to: pool, workers: 2) {
                 dns.stop()
                 let stopped = ContinuousClock.now
                 // Several refresh periods without DNS.
@@ -215,7 +206,19 @@ final class RequestLog: @unchecked Sendable {
         }
     }
 
-    func sendUntilStopped(_ pool: LBPool, worker: Int) async throws {
+    /// Keeps `workers` request loops going against `pool` while `body` runs, then stops them
+    /// and waits for their last requests.
+    func sending<Result: Sendable>(to pool: LBPool, workers: Int, during body: () async throws -> Result) async throws -> Result {
+        try await withThrowingTaskGroup(of: Void.self) { load in
+            for worker in 0..<workers {
+                load.addTask { try await self.sendUntilStopped(pool, worker: worker) }
+            }
+            defer { stop() }
+            return try await body()
+        }
+    }
+
+    private func sendUntilStopped(_ pool: LBPool, worker: Int) async throws {
         while !lock.withLock({ stopped }) {
             let number = lock.withLock { counter += 1; return counter }
             try await send(pool, id: "w\(worker)-\(number)")
