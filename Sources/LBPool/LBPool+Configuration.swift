@@ -16,6 +16,34 @@ extension LBPool {
         /// (GOAWAY above its stream, REFUSED_STREAM, or a connection lost before sending).
         /// Default: 4.
         public var maxTransparentRetries: Int = 4
+        /// Rotate each connection after this long (make-before-break: the replacement is ready
+        /// before the old one starts draining). Default: `nil`, no rotation.
+        public var maxConnectionLifetime: Duration?
+        /// Relative jitter of ``maxConnectionLifetime``, applied as ± this fraction so that a
+        /// fleet does not reconnect in step. Default: 0.1.
+        public var maxConnectionLifetimeJitter: Double = 0.1
+        /// How long a draining connection (GOAWAY, rotation, address removed, shutdown) may keep
+        /// its open streams before it is closed anyway. Also bounds graceful shutdown. Default: 30 s.
+        public var drainTimeout: Duration = .seconds(30)
+        /// HTTP/2 PING keepalive. Default: `nil`, off.
+        public var keepalive: Keepalive?
+
+        /// HTTP/2 PING keepalive: a peer that does not answer within ``timeout`` is declared dead,
+        /// its streams fail, and the connection is replaced.
+        public struct Keepalive: Sendable, Hashable {
+            /// Time between PINGs. Default: 30 s.
+            public var interval: Duration = .seconds(30)
+            /// Time to wait for the PING's acknowledgement. Default: 10 s.
+            public var timeout: Duration = .seconds(10)
+            /// Also PING connections with no open stream. Default: `false`.
+            public var permitWithoutStreams = false
+
+            public init(interval: Duration = .seconds(30), timeout: Duration = .seconds(10), permitWithoutStreams: Bool = false) {
+                self.interval = interval
+                self.timeout = timeout
+                self.permitWithoutStreams = permitWithoutStreams
+            }
+        }
         /// Largest body ``LBPool/execute(_:body:timeout:)`` collects. Default: 16 MiB.
         public var maxCollectedBodyBytes: Int = 16 << 20
         /// Backoff between dials of an address whose connections keep failing.
@@ -48,6 +76,15 @@ extension LBPool {
             }
             guard maxCollectedBodyBytes >= 0 else {
                 throw .init(setting: "maxCollectedBodyBytes", value: "\(maxCollectedBodyBytes)", reason: "must not be negative")
+            }
+            if let maxConnectionLifetime { try Validate.positive(maxConnectionLifetime, "maxConnectionLifetime") }
+            guard (0..<1).contains(maxConnectionLifetimeJitter) else {
+                throw .init(setting: "maxConnectionLifetimeJitter", value: "\(maxConnectionLifetimeJitter)", reason: "must be in 0..<1")
+            }
+            try Validate.positive(drainTimeout, "drainTimeout")
+            if let keepalive {
+                try Validate.positive(keepalive.interval, "keepalive.interval")
+                try Validate.positive(keepalive.timeout, "keepalive.timeout")
             }
             try reconnectBackoff.validate()
             try dns.validate()

@@ -81,10 +81,15 @@ public final class LBPool: Service, Sendable {
             tlsContext: tlsContext,
             serverHostname: target.isIPLiteral ? nil : target.host,
             connectTimeout: configuration.connectTimeout,
+            drainTimeout: configuration.drainTimeout,
+            keepalive: configuration.keepalive,
             logger: logger
         )
         self.balancer = Balancer(
             minConnections: configuration.minConnections,
+            rotation: configuration.maxConnectionLifetime.map {
+                Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
+            },
             settings: settings,
             backoff: configuration.reconnectBackoff,
             logger: logger
@@ -103,8 +108,17 @@ public final class LBPool: Service, Sendable {
         logger.debug("pool stopped", metadata: ["target": "\(target)"])
     }
 
-    /// Refuses new requests from now on; open streams finish, then ``run()`` returns.
+    /// Refuses new requests from now on; open streams finish (each connection waits at most
+    /// ``Configuration/drainTimeout``), then ``run()`` returns. Closing signals fire with
+    /// ``ConnectionCloseReason/poolShutdown``.
     public func shutDown() {
         balancer.shutDown()
+    }
+
+    /// The pool's address and connection events from now on, until ``run()`` returns. Each call
+    /// makes an independent subscription; a subscriber that falls more than 4096 events behind
+    /// loses the oldest.
+    public func events() -> AsyncStream<PoolEvent> {
+        balancer.events.subscribe()
     }
 }

@@ -8,6 +8,18 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private enum Work: Sendable {
         case run(Subconnection)
         case reconnect(ResolvedAddress, after: Duration)
+        case rotate(ResolvedAddress, SubconnectionID, after: Duration)
+    }
+
+    /// Maximum connection lifetime and its relative jitter.
+    struct Rotation: Sendable {
+        var lifetime: Duration
+        var jitter: Double
+
+        /// The lifetime of one connection; `random` is in `-1...1`.
+        func jittered(random: Double) -> Duration {
+            lifetime * (1 + jitter * max(-1, min(1, random)))
+        }
     }
 
     private struct State {
@@ -20,12 +32,15 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private let workContinuation: AsyncStream<Work>.Continuation
     private let settings: ConnectionSettings
     private let backoff: ReconnectBackoff
+    private let rotation: Rotation?
     private let logger: Logger
     let pickerState = PickerState()
     let refreshRequests = RefreshRequests()
+    let events = EventBroadcaster()
 
-    init(minConnections: Int, settings: ConnectionSettings, backoff: ReconnectBackoff, logger: Logger) {
-        self.state = Mutex(State(machine: BalancerStateMachine(minConnections: minConnections)))
+    init(minConnections: Int, rotation: Rotation?, settings: ConnectionSettings, backoff: ReconnectBackoff, logger: Logger) {
+        self.state = Mutex(State(machine: BalancerStateMachine(minConnections: minConnections, rotates: rotation != nil)))
+        self.rotation = rotation
         (self.workStream, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
         self.settings = settings
         self.backoff = backoff
@@ -53,10 +68,17 @@ final class Balancer: SubconnectionDelegate, Sendable {
                         guard !Task.isCancelled else { return }
                         self.apply { $0.reconnectDue(address) }
                     }
+                case .rotate(let address, let id, let delay):
+                    group.addTask {
+                        try? await Task.sleep(for: delay)
+                        guard !Task.isCancelled else { return }
+                        self.apply { $0.rotationDue(id, address: address) }
+                    }
                 }
             }
             group.cancelAll()
         }
+        events.finish()
     }
 
     /// Refuses new picks, drains every subconnection; ``run(resolver:host:port:)`` returns once
@@ -68,6 +90,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
 
     func subconnection(_ id: SubconnectionID, address: ResolvedAddress, didReport event: SubconnectionEvent) {
         logger.debug("subconnection \(event)", metadata: ["address": "\(address)", "subconnection": "\(id)"])
+        switch event {
+        case .ready: events.emit(PoolEvent(kind: .ready, address: address, subconnection: id))
+        case .draining(let reason): events.emit(PoolEvent(kind: .draining(reason), address: address, subconnection: id))
+        case .closed(let reason, _): events.emit(PoolEvent(kind: .closed(reason), address: address, subconnection: id))
+        }
         switch event {
         case .closed(let reason, wasReady: false):
             pickerState.update { $0.lastConnectionError = reason }
@@ -95,6 +122,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private func apply(removing closed: SubconnectionID? = nil, _ transition: (inout BalancerStateMachine) -> [BalancerStateMachine.Action]) {
         var drains: [(Subconnection, ConnectionCloseReason)] = []
         var work: [Work] = []
+        var emitted: [PoolEvent] = []
         var snapshot: ReadyEndpoints?
         var finished = false
         state.withLock { state in
@@ -105,10 +133,19 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     let subconnection = Subconnection(id: id, address: address)
                     state.subconnections[id] = subconnection
                     work.append(.run(subconnection))
+                    emitted.append(PoolEvent(kind: .connecting, address: address, subconnection: id))
                 case .drain(let id, let reason):
                     if let subconnection = state.subconnections[id] { drains.append((subconnection, reason)) }
                 case .scheduleReconnect(let address, let attempt):
                     work.append(.reconnect(address, after: backoff.delay(attempt: attempt, random: .random(in: -1...1))))
+                case .scheduleRotation(let address, let id):
+                    if let rotation {
+                        work.append(.rotate(address, id, after: rotation.jittered(random: .random(in: -1...1))))
+                    }
+                case .addressAdded(let address):
+                    emitted.append(PoolEvent(kind: .addressAdded, address: address, subconnection: nil))
+                case .addressRemoved(let address):
+                    emitted.append(PoolEvent(kind: .addressRemoved, address: address, subconnection: nil))
                 case .publish:
                     snapshot = Self.readyEndpoints(state)
                 case .finished:
@@ -116,6 +153,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
                 }
             }
         }
+        for event in emitted { events.emit(event) }
         for (subconnection, reason) in drains { subconnection.drain(reason) }
         for item in work { workContinuation.yield(item) }
         if let snapshot { pickerState.update { $0.endpoints = snapshot } }
@@ -127,7 +165,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         endpoints.reserveCapacity(state.machine.endpoints.count)
         for (address, endpoint) in state.machine.endpoints {
             let ready = endpoint.subconnections
-                .filter { $0.value == .ready }
+                .filter { $0.value.isServing }
                 .keys.sorted()
                 .compactMap { state.subconnections[$0] }
             if !ready.isEmpty { endpoints.append(EndpointSnapshot(address: address, subconnections: ready)) }

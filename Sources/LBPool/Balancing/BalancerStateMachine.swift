@@ -3,8 +3,10 @@
 ///
 /// ```
 ///  address added ──▶ endpoint: dial × minConnections
-///  subconnection ready ──▶ publish picker, reset backoff
-///  subconnection draining (was ready) ──▶ publish picker, dial replacement if below minimum
+///  subconnection ready ──▶ publish picker, reset backoff, schedule its rotation,
+///                          drain one connection waiting for its replacement (make-before-break)
+///  rotation due ──▶ mark it rotating (still serving), dial its replacement
+///  subconnection draining (was serving) ──▶ publish picker, dial replacement if below minimum
 ///  subconnection closed before ready ──▶ reconnect after backoff
 ///  address removed ──▶ drain its subconnections, drop the endpoint, publish picker
 /// ```
@@ -12,7 +14,12 @@ struct BalancerStateMachine: Sendable {
     enum SubState: Sendable, Equatable {
         case connecting
         case ready
+        /// Past its lifetime: still serving until its replacement is ready.
+        case rotating
         case draining
+
+        /// Takes requests.
+        var isServing: Bool { self == .ready || self == .rotating }
     }
 
     struct Endpoint: Sendable, Equatable {
@@ -21,8 +28,9 @@ struct BalancerStateMachine: Sendable {
         var failedAttempts = 0
         var reconnectScheduled = false
 
+        /// Connections that count towards the minimum: connecting or ready, not rotating out.
         var live: Int {
-            subconnections.values.count { $0 != .draining }
+            subconnections.values.count { $0 == .connecting || $0 == .ready }
         }
     }
 
@@ -30,21 +38,27 @@ struct BalancerStateMachine: Sendable {
         case dial(ResolvedAddress, SubconnectionID)
         case drain(SubconnectionID, ConnectionCloseReason)
         case scheduleReconnect(ResolvedAddress, attempt: Int)
-        /// The set of ready subconnections changed.
+        /// Start the lifetime clock of a ready subconnection.
+        case scheduleRotation(ResolvedAddress, SubconnectionID)
+        case addressAdded(ResolvedAddress)
+        case addressRemoved(ResolvedAddress)
+        /// The set of serving subconnections changed.
         case publish
         /// Shut down and nothing is left open.
         case finished
     }
 
     let minConnections: Int
+    let rotates: Bool
     private(set) var endpoints: [ResolvedAddress: Endpoint] = [:]
     /// Subconnections of removed addresses, draining until they close.
     private(set) var retiring: [SubconnectionID: ResolvedAddress] = [:]
     private(set) var isShuttingDown = false
     private var nextID: UInt64 = 0
 
-    init(minConnections: Int) {
+    init(minConnections: Int, rotates: Bool = false) {
         self.minConnections = minConnections
+        self.rotates = rotates
     }
 
     // MARK: - Resolution
@@ -53,16 +67,18 @@ struct BalancerStateMachine: Sendable {
         guard !isShuttingDown else { return [] }
         var actions: [Action] = []
         let wanted = Set(addresses)
-        for (address, endpoint) in endpoints where !wanted.contains(address) {
-            for (id, _) in endpoint.subconnections.sorted(by: { $0.key < $1.key }) {
+        for (address, endpoint) in endpoints.sorted(by: { $0.key.description < $1.key.description }) where !wanted.contains(address) {
+            actions.append(.addressRemoved(address))
+            for (id, state) in endpoint.subconnections.sorted(by: { $0.key < $1.key }) {
                 retiring[id] = address
-                actions.append(.drain(id, .addressRemoved))
+                if state != .draining { actions.append(.drain(id, .addressRemoved)) }
             }
             endpoints[address] = nil
             actions.append(.publish)
         }
         for address in addresses where endpoints[address] == nil {
             endpoints[address] = Endpoint()
+            actions.append(.addressAdded(address))
             actions += topUp(address)
         }
         return Self.coalesced(actions)
@@ -84,27 +100,25 @@ struct BalancerStateMachine: Sendable {
             guard current == .connecting else { return [] }
             endpoint.subconnections[id] = .ready
             endpoint.failedAttempts = 0
+            // Make-before-break: this connection replaces the oldest one past its lifetime.
+            if let rotated = endpoint.subconnections.filter({ $0.value == .rotating }).keys.min() {
+                endpoint.subconnections[rotated] = .draining
+                actions.append(.drain(rotated, .lifetimeExpired))
+            }
             endpoints[address] = endpoint
+            if rotates && !isShuttingDown { actions.append(.scheduleRotation(address, id)) }
             actions.append(.publish)
         case .draining:
             endpoint.subconnections[id] = .draining
             endpoints[address] = endpoint
-            if current == .ready {
-                actions.append(.publish)
-                actions += topUp(address)
-            }
+            if current.isServing { actions.append(.publish) }
+            if current == .ready { actions += topUp(address) }
         case .closed(_, let wasReady):
             endpoint.subconnections[id] = nil
-            if current == .ready { actions.append(.publish) }
-            if !wasReady {
-                endpoint.failedAttempts += 1
-            }
+            if current.isServing { actions.append(.publish) }
+            if !wasReady { endpoint.failedAttempts += 1 }
             endpoints[address] = endpoint
-            if !wasReady {
-                actions += scheduleReconnectIfNeeded(address)
-            } else {
-                actions += topUp(address)
-            }
+            actions += wasReady ? topUp(address) : scheduleReconnectIfNeeded(address)
             actions += finishedIfDone()
         }
         return Self.coalesced(actions)
@@ -113,6 +127,14 @@ struct BalancerStateMachine: Sendable {
     mutating func reconnectDue(_ address: ResolvedAddress) -> [Action] {
         guard var endpoint = endpoints[address] else { return [] }
         endpoint.reconnectScheduled = false
+        endpoints[address] = endpoint
+        return topUp(address)
+    }
+
+    /// The subconnection reached its maximum lifetime: keep it serving, dial its replacement.
+    mutating func rotationDue(_ id: SubconnectionID, address: ResolvedAddress) -> [Action] {
+        guard !isShuttingDown, var endpoint = endpoints[address], endpoint.subconnections[id] == .ready else { return [] }
+        endpoint.subconnections[id] = .rotating
         endpoints[address] = endpoint
         return topUp(address)
     }

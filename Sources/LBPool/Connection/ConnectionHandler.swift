@@ -15,6 +15,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var lastError: String?
     private var context: ChannelHandlerContext?
     private var readyTimeout: Scheduled<Void>?
+    private var drainDeadline: Scheduled<Void>?
+    private var keepaliveTimer: RepeatedTask?
+    private var pingTimeout: Scheduled<Void>?
+    private var pingCounter: UInt64 = 0
 
     let id: SubconnectionID
     let address: ResolvedAddress
@@ -22,6 +26,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let delegate: any SubconnectionDelegate
     private let requiresALPN: Bool
     private let readyTimeoutAmount: TimeAmount
+    private let drainTimeout: TimeAmount
+    private let keepalive: LBPool.Configuration.Keepalive?
     private let logger: Logger
 
     init(
@@ -31,6 +37,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         delegate: any SubconnectionDelegate,
         requiresALPN: Bool,
         readyTimeout: Duration,
+        drainTimeout: Duration,
+        keepalive: LBPool.Configuration.Keepalive?,
         logger: Logger
     ) {
         self.id = id
@@ -38,7 +46,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.shared = shared
         self.delegate = delegate
         self.requiresALPN = requiresALPN
-        self.readyTimeoutAmount = .nanoseconds(Int64(clamping: readyTimeout.milliseconds) * 1_000_000)
+        self.readyTimeoutAmount = TimeAmount(readyTimeout)
+        self.drainTimeout = TimeAmount(drainTimeout)
+        self.keepalive = keepalive
         self.logger = logger
     }
 
@@ -51,8 +61,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        readyTimeout?.cancel()
+        cancelTimers()
         self.context = nil
+    }
+
+    private func cancelTimers() {
+        readyTimeout?.cancel()
+        drainDeadline?.cancel()
+        keepaliveTimer?.cancel()
+        pingTimeout?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -62,6 +79,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             let limit = settings.last(where: { $0.parameter == .maxConcurrentStreams })?.value
             if let limit { shared.maxConcurrentStreams.store(limit, ordering: .relaxed) }
             perform(machine.settingsReceived(maxConcurrentStreams: limit))
+        case .ping(_, ack: true):
+            pingTimeout?.cancel()
+            pingTimeout = nil
         case .goAway(let lastStreamID, let errorCode, let opaqueData):
             let last = Int(lastStreamID)
             shared.goAwayLastStreamID.store(min(last, shared.goAwayLastStreamID.load(ordering: .relaxed)), ordering: .relaxed)
@@ -97,7 +117,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        readyTimeout?.cancel()
+        cancelTimers()
         perform(machine.channelClosed(error: lastError))
         context.fireChannelInactive()
     }
@@ -122,25 +142,78 @@ final class ConnectionHandler: ChannelInboundHandler {
         context?.close(promise: nil)
     }
 
+    // MARK: - Keepalive
+
+    private func startKeepalive(_ keepalive: LBPool.Configuration.Keepalive) {
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        keepaliveTimer = context.eventLoop.scheduleRepeatedTask(
+            initialDelay: TimeAmount(keepalive.interval), delay: TimeAmount(keepalive.interval)
+        ) { _ in
+            loopBound.value.sendPing()
+        }
+    }
+
+    private func sendPing() {
+        guard let context, let keepalive, pingTimeout == nil, machine.state == .ready else { return }
+        guard keepalive.permitWithoutStreams || machine.openStreams > 0 else { return }
+        pingCounter &+= 1
+        let ping = HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: pingCounter), ack: false))
+        context.writeAndFlush(NIOAny(ping), promise: nil)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pingTimeout = context.eventLoop.scheduleTask(in: TimeAmount(keepalive.timeout)) {
+            loopBound.value.keepaliveTimedOut()
+        }
+    }
+
+    private func keepaliveTimedOut() {
+        logger.warning("keepalive PING unanswered; closing", metadata: ["address": "\(address)", "subconnection": "\(id)"])
+        perform(machine.abort(.keepaliveTimeout))
+    }
+
+    // MARK: - Actions
+
     private func perform(_ actions: SubconnectionStateMachine.Actions) {
         if actions.notifyReady {
             readyTimeout?.cancel()
             wasReady = true
             shared.isAvailable.store(true, ordering: .releasing)
+            if let keepalive { startKeepalive(keepalive) }
             delegate.subconnection(id, address: address, didReport: .ready)
         }
         if let reason = actions.notifyDraining {
             shared.isAvailable.store(false, ordering: .releasing)
-            shared.closeReason.withLock { $0 = $0 ?? reason }
+            // Listeners hear it before any stream is torn down by the close below.
+            shared.closing.fire(reason)
             delegate.subconnection(id, address: address, didReport: .draining(reason))
+            if let context, !actions.closeChannel {
+                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                drainDeadline = context.eventLoop.scheduleTask(in: drainTimeout) {
+                    loopBound.value.drainTimedOut()
+                }
+            }
         }
         if actions.closeChannel {
             context?.close(promise: nil)
         }
         if let reason = actions.notifyClosed {
             shared.isAvailable.store(false, ordering: .releasing)
+            shared.closing.fire(reason)
             delegate.subconnection(id, address: address, didReport: .closed(reason, wasReady: wasReady))
         }
+    }
+
+    private func drainTimedOut() {
+        logger.debug("drain deadline reached; closing with streams open",
+                     metadata: ["address": "\(address)", "subconnection": "\(id)", "open_streams": "\(machine.openStreams)"])
+        perform(machine.abort(.connectionError("drain deadline reached")))
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
 

@@ -19,6 +19,8 @@ struct AttemptFailure: Error {
     var kind: Kind
     var underlying: any Error
     var address: ResolvedAddress
+    /// Why the connection was going away, if it was.
+    var closeReason: ConnectionCloseReason?
 }
 
 extension Subconnection {
@@ -87,7 +89,7 @@ extension Subconnection {
         if Int(streamID) > shared.goAwayLastStreamID.load(ordering: .relaxed) {
             return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }
-        return AttemptFailure(kind: .mayHaveBeenProcessed, underlying: error, address: address)
+        return AttemptFailure(kind: .mayHaveBeenProcessed, underlying: error, address: address, closeReason: shared.closing.reason)
     }
 }
 

@@ -13,6 +13,9 @@ struct ConnectionSettings: Sendable {
     /// The name used for SNI and certificate checks: the target's host, never the IP.
     var serverHostname: String?
     var connectTimeout: Duration
+    /// A draining connection is closed at this deadline even with streams open.
+    var drainTimeout: Duration
+    var keepalive: LBPool.Configuration.Keepalive?
     var logger: Logger
 }
 
@@ -26,8 +29,8 @@ final class SubconnectionShared: Sendable {
     let maxConcurrentStreams = Atomic<Int>(100)
     /// The lowest last-stream-id of the GOAWAYs received; `Int.max` before any.
     let goAwayLastStreamID = Atomic<Int>(.max)
-    /// Why the connection started to go away, once it has.
-    let closeReason = Mutex<ConnectionCloseReason?>(nil)
+    /// Fires when the connection starts to go away; carries the reason.
+    let closing = ConnectionClosingSignal()
 }
 
 /// One HTTP/2 connection to one address: h2c with prior knowledge, or TLS with ALPN `h2`.
@@ -131,6 +134,8 @@ final class Subconnection: Sendable {
                     delegate: delegate,
                     requiresALPN: settings.tlsContext != nil,
                     readyTimeout: settings.connectTimeout,
+                    drainTimeout: settings.drainTimeout,
+                    keepalive: settings.keepalive,
                     logger: settings.logger
                 )
                 let loopBound = NIOLoopBound(handler, eventLoop: channel.eventLoop)

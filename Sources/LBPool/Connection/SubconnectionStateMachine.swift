@@ -55,6 +55,19 @@ struct SubconnectionStateMachine: Sendable {
         startDraining(reason)
     }
 
+    /// The connection must close now, whatever is open (keepalive timeout, drain deadline).
+    mutating func abort(_ reason: ConnectionCloseReason) -> Actions {
+        switch state {
+        case .connecting, .ready:
+            state = .draining(reason)
+            return Actions(notifyDraining: reason, closeChannel: true)
+        case .draining:
+            return Actions(closeChannel: true)
+        case .closed:
+            return .none
+        }
+    }
+
     private mutating func startDraining(_ reason: ConnectionCloseReason) -> Actions {
         switch state {
         case .connecting, .ready:

@@ -10,6 +10,8 @@ extension LBPool {
         public var body: ResponseBody
         /// The address that served the request.
         public var servedBy: ResolvedAddress
+        /// Fires when the connection carrying this stream starts to go away.
+        public var connectionClosing: ConnectionClosingSignal
     }
 
     /// A response with its whole body.
@@ -58,7 +60,9 @@ extension LBPool {
             let subconnection = try await pickSubconnection(until: deadline, avoiding: avoid)
             do {
                 return try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
-                    try await handle(StreamingResponse(head: response, body: responseBody, servedBy: subconnection.address))
+                    try await handle(StreamingResponse(
+                        head: response, body: responseBody, servedBy: subconnection.address,
+                        connectionClosing: subconnection.shared.closing))
                 }
             } catch let failure as AttemptFailure {
                 switch failure.kind {
@@ -73,7 +77,8 @@ extension LBPool {
                     throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
                                       address: failure.address, underlying: failure.underlying)
                 case .mayHaveBeenProcessed:
-                    throw LBPoolError(.requestFailed, "request failed after it was sent",
+                    let reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
+                    throw LBPoolError(.requestFailed, "request failed after it was sent" + reason,
                                       address: failure.address, underlying: failure.underlying)
                 }
             }

@@ -1,0 +1,42 @@
+/// Something that happened to the pool's addresses or connections, for logs, metrics and tests.
+public struct PoolEvent: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The address appeared in a resolution.
+        case addressAdded
+        /// The address left the resolved set; its connections drain.
+        case addressRemoved
+        /// A connection to the address is being dialled.
+        case connecting
+        /// The connection can take requests.
+        case ready
+        /// The connection takes no new requests; its open streams finish.
+        case draining(ConnectionCloseReason)
+        /// The connection is closed.
+        case closed(ConnectionCloseReason)
+    }
+
+    public var kind: Kind
+    public var address: ResolvedAddress
+    /// The connection, for connection events; `nil` for address events.
+    public var subconnection: SubconnectionID?
+    public var time: ContinuousClock.Instant
+
+    public init(kind: Kind, address: ResolvedAddress, subconnection: SubconnectionID?, time: ContinuousClock.Instant = .now) {
+        self.kind = kind
+        self.address = address
+        self.subconnection = subconnection
+        self.time = time
+    }
+
+    public var description: String {
+        let connection = subconnection.map { " \($0)" } ?? ""
+        switch kind {
+        case .addressAdded: return "\(address) added"
+        case .addressRemoved: return "\(address) removed"
+        case .connecting: return "\(address)\(connection) connecting"
+        case .ready: return "\(address)\(connection) ready"
+        case .draining(let reason): return "\(address)\(connection) draining: \(reason)"
+        case .closed(let reason): return "\(address)\(connection) closed: \(reason)"
+        }
+    }
+}
