@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 "LBPool",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Examples/RoundRobinClient"

@@ -15,10 +15,17 @@ struct Options {
     var minConnections = 1
     var caFile: String?
     var json = false
+    var method = "GET"
+    var bodyBytes = 0
+    var maxLifetime: Duration?
+    var keepalive: Duration?
+    var events = false
 
     static let usage = """
         usage: RoundRobinClient URL [--requests N | --duration SECONDS] [--concurrency C]
                                     [--dns-server HOST:PORT] [--min-connections K] [--ca-file PEM] [--json]
+                                    [--method GET|POST|PUT|DELETE] [--body-bytes N]
+                                    [--max-lifetime SECONDS] [--keepalive SECONDS] [--events]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -34,6 +41,13 @@ struct Options {
             guard index < arguments.count else { throw UsageError(description: "\(flag) needs a value") }
             return arguments[index]
         }
+        func seconds(_ flag: String) throws(UsageError) -> Duration {
+            let text = try value(flag)
+            guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
+                throw UsageError(description: "\(flag) needs a positive number of seconds, got '\(text)'")
+            }
+            return .milliseconds(Int64(seconds * 1000))
+        }
         func positiveInt(_ flag: String) throws(UsageError) -> Int {
             let text = try value(flag)
             guard let number = Int(text), number > 0 else {
@@ -45,12 +59,22 @@ struct Options {
             let argument = arguments[index]
             switch argument {
             case "--requests": options.limit = .requests(try positiveInt(argument))
-            case "--duration":
-                let text = try value(argument)
-                guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
-                    throw UsageError(description: "--duration needs a positive number of seconds, got '\(text)'")
+            case "--duration": options.limit = .duration(try seconds(argument))
+            case "--max-lifetime": options.maxLifetime = try seconds(argument)
+            case "--keepalive": options.keepalive = try seconds(argument)
+            case "--events": options.events = true
+            case "--method":
+                let method = try value(argument).uppercased()
+                guard ["GET", "POST", "PUT", "DELETE"].contains(method) else {
+                    throw UsageError(description: "--method must be GET, POST, PUT or DELETE, got '\(method)'")
                 }
-                options.limit = .duration(.milliseconds(Int64(seconds * 1000)))
+                options.method = method
+            case "--body-bytes":
+                let text = try value(argument)
+                guard let count = Int(text), count >= 0 else {
+                    throw UsageError(description: "--body-bytes needs a whole number from 0, got '\(text)'")
+                }
+                options.bodyBytes = count
             case "--concurrency": options.concurrency = try positiveInt(argument)
             case "--dns-server": options.dnsServer = try value(argument)
             case "--min-connections": options.minConnections = try positiveInt(argument)

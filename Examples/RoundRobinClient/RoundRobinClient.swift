@@ -1,5 +1,6 @@
 import HTTPTypes
 import LBPool
+import NIOCore
 import NIOSSL
 
 #if canImport(Glibc)
@@ -25,6 +26,10 @@ struct RoundRobinClient {
         configuration.minConnections = options.minConnections
         if let dnsServer = options.dnsServer {
             configuration.dns.nameServers = [dnsServer]
+        }
+        configuration.maxConnectionLifetime = options.maxLifetime
+        if let keepalive = options.keepalive {
+            configuration.keepalive = .init(interval: keepalive, timeout: min(keepalive, .seconds(10)))
         }
         if let caFile = options.caFile {
             var tls = TLSConfiguration.makeClientConfiguration()
@@ -58,6 +63,13 @@ struct RoundRobinClient {
                 try? await pool.run()
                 return Stats()
             }
+            if options.events {
+                let events = pool.events()
+                group.addTask {
+                    for await event in events { printError("event: \(event)") }
+                    return Stats()
+                }
+            }
             // Warm up: an even split needs every address ready before the first request.
             // Requests would wait for a ready address anyway, so a timeout here is no failure.
             try? await pool.waitUntilReady(timeout: .seconds(5))
@@ -66,7 +78,7 @@ struct RoundRobinClient {
             let workers = await withTaskGroup(of: Stats.self) { workers in
                 for _ in 0..<options.concurrency {
                     workers.addTask {
-                        await worker(pool: pool, path: options.path, runID: runID, tickets: tickets)
+                        await worker(pool: pool, options: options, runID: runID, tickets: tickets)
                     }
                 }
                 var merged = Stats()
@@ -80,15 +92,18 @@ struct RoundRobinClient {
         return (stats, clock.now - start)
     }
 
-    static func worker(pool: LBPool, path: String, runID: String, tickets: Tickets) async -> Stats {
+    static func worker(pool: LBPool, options: Options, runID: String, tickets: Tickets) async -> Stats {
         var stats = Stats()
         let clock = ContinuousClock()
+        let method = HTTPRequest.Method(options.method) ?? .get
+        let body = options.bodyBytes > 0 ? ByteBuffer(repeating: UInt8(ascii: "x"), count: options.bodyBytes) : nil
+        let requestID = HTTPField.Name("x-request-id")!
         while let number = tickets.next() {
-            var request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: path)
-            request.headerFields[HTTPField.Name("x-request-id")!] = "\(runID)-\(number)"
+            var request = HTTPRequest(method: method, scheme: nil, authority: nil, path: options.path)
+            request.headerFields[requestID] = "\(runID)-\(number)"
             let started = clock.now
             do {
-                let (address, status) = try await pool.execute(request) { response in
+                let (address, status) = try await pool.execute(request, body: body) { response in
                     for try await _ in response.body {}
                     return (response.servedBy, response.head.status)
                 }
@@ -96,7 +111,7 @@ struct RoundRobinClient {
                 let error = status.kind == .successful || status.kind == .redirection ? nil : "HTTP \(status.code)"
                 stats.record(address: address.ip, latencyMs: latency, error: error)
             } catch let error as LBPoolError {
-                stats.record(address: error.address?.ip, latencyMs: (clock.now - started).milliseconds, error: "\(error.code): \(error.message)")
+                stats.record(address: error.address?.ip, latencyMs: (clock.now - started).milliseconds, error: "\(error)")
             } catch {
                 stats.record(address: nil, latencyMs: (clock.now - started).milliseconds, error: "\(error)")
             }

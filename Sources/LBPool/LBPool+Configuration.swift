@@ -15,7 +15,7 @@ extension LBPool {
         /// How often one request may be sent again because the server never processed it
         /// (GOAWAY above its stream, REFUSED_STREAM, or a connection lost before sending).
         /// Default: 4.
-        public var maxTransparentRetries: Int = 4
+        public var maxTransparentRetries: Int = 10
         /// Rotate each connection after this long (make-before-break: the replacement is ready
         /// before the old one starts draining). Default: `nil`, no rotation.
         public var maxConnectionLifetime: Duration?

@@ -54,20 +54,38 @@ extension Subconnection {
         }
         defer { timer.cancel() }
         var headReceived = false
+        var headSent = false
         do {
             return try await stream.executeThenClose { inbound, outbound in
                 try await outbound.write(.headers(.init(headers: head, endStream: body == nil)))
+                headSent = true
+                // A server may answer before it has read the body, then reset the stream
+                // (nginx does): a failed body write is only an error if no response follows.
+                var bodyWriteError: (any Error)?
                 if let body {
-                    try await outbound.write(.data(.init(data: .byteBuffer(body), endStream: true)))
+                    do {
+                        try await outbound.write(.data(.init(data: .byteBuffer(body), endStream: true)))
+                    } catch {
+                        bodyWriteError = error
+                    }
                 }
                 var iterator = inbound.makeAsyncIterator()
-                let response = try await ResponseHead.read(from: &iterator)
+                let response: HTTPResponse
+                do {
+                    response = try await ResponseHead.read(from: &iterator)
+                } catch {
+                    throw bodyWriteError ?? error
+                }
                 timer.cancel()
                 headReceived = true
                 return try await handle(response, ResponseBody(.init(iterator)))
             }
         } catch {
             guard !headReceived else { throw error }
+            if !headSent, NIODeadline.now() < deadline {
+                // The head never went out: the server cannot have seen the request.
+                throw AttemptFailure(kind: .unprocessed, underlying: error, address: address)
+            }
             throw await classify(error, channel: channel, deadline: deadline)
         }
     }

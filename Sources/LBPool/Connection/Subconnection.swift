@@ -145,6 +145,13 @@ final class Subconnection: Sendable {
                     HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
                     HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
                 ]
+                configuration.connection.targetWindowSize = 4 << 20
+                configuration.stream.targetWindowSize = 1 << 20
+                // Servers legitimately end streams with RST_STREAM(NO_ERROR) once a response is
+                // complete (nginx does, for every request whose body it did not read). The
+                // rapid-reset guard is meant for servers; in a client it would kill healthy
+                // connections under load.
+                configuration.stream.streamResetFrameRateLimit.maximumCount = .max
                 let multiplexer = try sync.configureAsyncHTTP2Pipeline(
                     mode: .client,
                     streamDelegate: StreamCounter(handler: loopBound),
