@@ -92,6 +92,10 @@ final class ConnectionHandler: ChannelInboundHandler {
                     "last_stream_id": "\(last)", "debug_data": "\(debugData)",
                 ])
             }
+            logger.debug("GOAWAY received", metadata: [
+                "address": "\(address)", "subconnection": "\(id)", "code": "\(errorCode)",
+                "last_stream_id": "\(last)", "open_streams": "\(machine.openStreams)",
+            ])
             perform(machine.goAwayReceived(lastStreamID: last, errorCode: UInt32(errorCode.networkCode), debugData: debugData))
         default:
             break
@@ -122,9 +126,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    // MARK: - Calls from the stream delegate and the owner, on the event loop
+    // MARK: - Calls from stream channels and the owner, on the event loop
 
-    func streamCreated() {
+    func streamOpened() {
         machine.streamOpened()
     }
 
@@ -214,19 +218,5 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
-/// Counts the connection's streams for its ``ConnectionHandler``; NIOHTTP2's inline multiplexer
-/// reports stream creation and closure only through this delegate.
-struct StreamCounter: NIOHTTP2StreamDelegate {
-    let handler: NIOLoopBound<ConnectionHandler>
-
-    func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
-        handler.value.streamCreated()
-    }
-
-    func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
-        handler.value.streamClosed()
     }
 }

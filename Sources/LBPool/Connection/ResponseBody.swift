@@ -21,7 +21,7 @@ public struct ResponseBody: AsyncSequence {
             while !finished {
                 guard let payload = try await iterator.next() else {
                     finished = true
-                    return nil
+                    throw LBPoolError(.connectionFailed, "stream closed before the response body ended")
                 }
                 switch payload {
                 case .data(let data):

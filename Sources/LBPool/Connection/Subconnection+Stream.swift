@@ -35,14 +35,19 @@ extension Subconnection {
     ) async throws -> Result {
         shared.inFlight.wrappingAdd(1, ordering: .relaxed)
         defer { shared.inFlight.wrappingSubtract(1, ordering: .relaxed) }
-        guard let multiplexer else {
+        guard let connected else {
             throw AttemptFailure(kind: .unprocessed, underlying: LBPoolError(.connectionFailed, "not connected"), address: address)
         }
         let stream: NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>
         do {
-            stream = try await multiplexer.openStream { channel in
+            let handler = connected.handler
+            stream = try await connected.multiplexer.openStream { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>(wrappingChannelSynchronously: channel)
+                    // Counted from here until the stream channel closes, on the event loop: the
+                    // connection does not close under a stream it is about to send.
+                    handler.value.streamOpened()
+                    channel.closeFuture.whenComplete { _ in handler.value.streamClosed() }
+                    return try NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>(wrappingChannelSynchronously: channel)
                 }
             }
         } catch {

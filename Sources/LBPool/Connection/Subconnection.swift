@@ -63,10 +63,10 @@ final class Subconnection: Sendable {
         self.address = address
     }
 
-    /// The connection's stream multiplexer, once dialled.
-    var multiplexer: Multiplexer? {
+    /// The dialled connection, once there is one.
+    var connected: Connected? {
         phase.withLock { phase in
-            if case .connected(let connected) = phase { return connected.multiplexer }
+            if case .connected(let connected) = phase { return connected }
             return nil
         }
     }
@@ -154,7 +154,6 @@ final class Subconnection: Sendable {
                 configuration.stream.streamResetFrameRateLimit.maximumCount = .max
                 let multiplexer = try sync.configureAsyncHTTP2Pipeline(
                     mode: .client,
-                    streamDelegate: StreamCounter(handler: loopBound),
                     configuration: configuration
                 ) { stream in
                     // Servers cannot open streams to a client with push disabled.

@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// One nginx serving HTTP/2 on one loopback address, like one pod. Answers every request with
-/// `200 <its address>` and logs `server_addr request_id method status` per request.
+/// `200 <its address>` and logs `server_addr request_id method status connection` per request.
+/// `/stream` sends 2 MiB at 256 KiB/s (eight seconds): a long-lived response.
 final class NginxBackend: @unchecked Sendable {
     // @unchecked: mutated (`child`) only by the owning test task, sequentially.
     let ip: String
@@ -34,7 +35,7 @@ final class NginxBackend: @unchecked Sendable {
             error_log \(dir)/error.log warn;
             events { worker_connections 4096; }
             http {
-              log_format lb '$server_addr $http_x_request_id $request_method $status';
+              log_format lb '$server_addr $http_x_request_id $request_method $status $connection';
               access_log \(dir)/access.log lb;
               client_body_temp_path \(dir)/body; proxy_temp_path \(dir)/proxy; fastcgi_temp_path \(dir)/fastcgi;
               uwsgi_temp_path \(dir)/uwsgi; scgi_temp_path \(dir)/scgi;
@@ -44,10 +45,12 @@ final class NginxBackend: @unchecked Sendable {
                 \(tlsConfig)
                 \(extraServerConfig)
                 location / { return 200 "\(ip)\\n"; }
+                location = /stream { alias \(dir)/stream.bin; limit_rate 256k; }
               }
             }
             """
         try config.write(to: folder.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
+        try Data(repeating: UInt8(ascii: "s"), count: 2 << 20).write(to: folder.appendingPathComponent("stream.bin"))
     }
 
     /// Starts nginx and returns once it accepts connections.
@@ -67,9 +70,20 @@ final class NginxBackend: @unchecked Sendable {
         }
     }
 
-    /// Graceful stop (SIGQUIT, what `nginx -s quit` sends): GOAWAY, in-flight requests finish.
+    /// Graceful stop (SIGQUIT, what `nginx -s quit` sends): GOAWAY, in-flight requests finish;
+    /// returns once nginx exited.
     func quit() {
         child?.stop(SIGQUIT)
+        child = nil
+    }
+
+    /// Starts a graceful stop and returns at once; ``waitForExit()`` waits for it.
+    func beginQuit() {
+        child?.signal(SIGQUIT)
+    }
+
+    func waitForExit() {
+        child?.wait()
         child = nil
     }
 
@@ -80,12 +94,12 @@ final class NginxBackend: @unchecked Sendable {
     }
 
     /// The access log, one entry per request: (server address, request id, method, status).
-    func accessLog() throws -> [(server: String, requestID: String, method: String, status: Int)] {
+    func accessLog() throws -> [(server: String, requestID: String, method: String, status: Int, connection: Int)] {
         let url = folder.appendingPathComponent("access.log")
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
         return try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { line in
             let fields = line.split(separator: " ").map(String.init)
-            return (fields[0], fields[1], fields[2], Int(fields[3]) ?? 0)
+            return (fields[0], fields[1], fields[2], Int(fields[3]) ?? 0, Int(fields[4]) ?? 0)
         }
     }
 

@@ -166,6 +166,12 @@ final class ChildProcess: @unchecked Sendable {
     func stop(_ signal: Int32 = SIGTERM) {
         guard !exited else { return }
         kill(pid, signal)
+        wait()
+    }
+
+    /// Waits for the process to exit.
+    func wait() {
+        guard !exited else { return }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         exited = true
