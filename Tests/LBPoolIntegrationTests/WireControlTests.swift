@@ -1,0 +1,165 @@
+import HTTPTypes
+import LBPool
+import NIOCore
+import NIOHTTP2
+import Synchronization
+import Testing
+
+/// The pool against an in-process HTTP/2 server that does exactly what each test says.
+@Suite(.serialized) struct WireControlTests {
+    func pool(_ server: TestHTTP2Server, _ configure: (inout LBPool.Configuration) -> Void = { _ in }) throws -> LBPool {
+        var configuration = testConfiguration(dns: nil)
+        configure(&configuration)
+        return try LBPool(target: "http://127.0.0.1:\(server.port)", configuration: configuration)
+    }
+
+    func post(id: String) -> HTTPRequest {
+        var request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/")
+        request.headerFields[HTTPField.Name("x-request-id")!] = id
+        return request
+    }
+
+    @Test func goAwayInTheMiddleOfTenStreamsSplitsThemAtTheLastStreamID() async throws {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server)
+        let results = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(5))
+            return try await withThrowingTaskGroup(of: (String, String).self) { group in
+                // The server: hold the first ten requests, then GOAWAY at the fifth stream and
+                // answer the five below it; everything else is answered at once.
+                group.addTask {
+                    var held: [TestHTTP2Server.Request] = []
+                    for await request in server.requests {
+                        if request.connection.number == 1 && held.count < 10 {
+                            held.append(request)
+                            if held.count == 10 {
+                                let ids = held.map(\.streamID).sorted()
+                                request.connection.goAway(lastStreamID: ids[4])
+                                for old in held where old.streamID <= ids[4] {
+                                    old.respond(body: "connection \(old.connection.number)")
+                                }
+                            }
+                        } else {
+                            request.respond(body: "connection \(request.connection.number)")
+                        }
+                    }
+                    return ("", "")
+                }
+                let requests = (0..<10).map { number in
+                    Task { () -> (String, String) in
+                        let response = try await pool.execute(post(id: "mid-\(number)"), body: ByteBuffer(string: "payload"))
+                        return ("mid-\(number)", String(buffer: response.body))
+                    }
+                }
+                var results: [String: String] = [:]
+                for request in requests {
+                    let (id, body) = try await request.value
+                    results[id] = body
+                }
+                group.cancelAll()
+                await server.close()
+                return results
+            }
+        }
+        let answers = results.values.sorted()
+        #expect(answers.count == 10)
+        #expect(answers.filter { $0 == "connection 1" }.count == 5, "\(results)")
+        #expect(answers.filter { $0 != "connection 1" }.count == 5, "the five above the last-stream-id went to a new connection: \(results)")
+        #expect(server.connectionsAccepted >= 2)
+    }
+
+    @Test func refusedStreamIsSentAgainEvenForAPost() async throws {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server)
+        let attempts = AttemptCounter()
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task {
+                for await request in server.requests {
+                    if attempts.record(request.requestID) == 1 { request.refuse() } else { request.respond(body: "second try") }
+                }
+            }
+            let response = try await pool.execute(post(id: "refused-1"), body: ByteBuffer(string: "x"))
+            #expect(String(buffer: response.body) == "second try")
+            serverTask.cancel()
+            await server.close()
+        }
+        #expect(attempts.count("refused-1") == 2)
+    }
+
+    @Test func streamHearsGoAwayWithItsCodeBeforeItEnds() async throws {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server)
+        let (proceed, proceedSink) = AsyncStream.makeStream(of: Void.self)
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task {
+                for await request in server.requests {
+                    request.respond(body: "first part;", end: false)
+                    request.connection.goAway(lastStreamID: request.streamID, errorCode: .enhanceYourCalm)
+                    // Finish the stream only once the client has heard the GOAWAY.
+                    for await _ in proceed { break }
+                    request.sendData("second part", end: true)
+                }
+            }
+            let (reason, rest) = try await pool.execute(HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/long")) { response in
+                var iterator = response.body.makeAsyncIterator()
+                let first = try await iterator.next()
+                #expect(first.map { String(buffer: $0) } == "first part;")
+                let reason = try await response.connectionClosing.wait()
+                proceedSink.yield()
+                var rest = ""
+                while let chunk = try await iterator.next() { rest += String(buffer: chunk) }
+                return (reason, rest)
+            }
+            #expect(reason == .goAway(errorCode: UInt32(HTTP2ErrorCode.enhanceYourCalm.networkCode), lastStreamID: 1, debugData: ""))
+            #expect(rest == "second part", "the stream outlived its closing signal")
+            serverTask.cancel()
+            await server.close()
+        }
+    }
+
+    @Test func unansweredPingsReplaceTheConnection() async throws {
+        let server = try await TestHTTP2Server()
+        let interval = Duration.milliseconds(200)
+        let timeout = Duration.milliseconds(300)
+        let pool = try pool(server) {
+            $0.keepalive = .init(interval: interval, timeout: timeout, permitWithoutStreams: true)
+        }
+        let events = pool.events()
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(5))
+            let serverTask = Task { for await request in server.requests { request.respond(body: "ok") } }
+            let first = try #require(server.connection(1))
+            let start = ContinuousClock.now
+            first.stopAnswering()
+            var timedOutAt: ContinuousClock.Instant?
+            for await event in events {
+                if event.kind == .draining(.keepaliveTimeout) { timedOutAt = event.time }
+                if timedOutAt != nil, event.kind == .ready { break }
+            }
+            let timedOut = try #require(timedOutAt)
+            #expect(timedOut - start <= interval + timeout + .seconds(1), "declared dead after \(timedOut - start)")
+            let response = try await pool.execute(HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/"))
+            #expect(String(buffer: response.body) == "ok")
+            #expect(server.connectionsAccepted == 2)
+            serverTask.cancel()
+            await server.close()
+        }
+    }
+}
+
+/// Counts attempts per request id, as the server sees them.
+final class AttemptCounter: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    /// Records one attempt; returns how many this id has had, this one included.
+    func record(_ id: String) -> Int {
+        counts.withLock { counts in
+            counts[id, default: 0] += 1
+            return counts[id, default: 0]
+        }
+    }
+
+    func count(_ id: String) -> Int {
+        counts.withLock { $0[id, default: 0] }
+    }
+}
