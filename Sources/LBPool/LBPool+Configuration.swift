@@ -7,6 +7,11 @@ extension LBPool {
         /// Warm HTTP/2 connections kept to every resolved address, dialled as soon as ``LBPool/run()``
         /// starts and whenever an address appears. Default: 1 (HTTP/2 multiplexes).
         public var minConnections: Int = 1
+        /// Most connections per address. Beyond ``minConnections``, one more is dialled when every
+        /// connection to the address has as many streams open as the server allows
+        /// (SETTINGS_MAX_CONCURRENT_STREAMS); at the maximum, requests queue for a free stream
+        /// within their deadline. Default: 4.
+        public var maxConnections: Int = 4
         /// Time allowed for TCP connect, TLS handshake and the server's first SETTINGS. Default: 10 s.
         public var connectTimeout: Duration = .seconds(10)
         /// Default deadline of a request, from the call until the response head arrives
@@ -68,6 +73,10 @@ extension LBPool {
             }
             guard minConnections <= 1024 else {
                 throw .init(setting: "minConnections", value: "\(minConnections)", reason: "must be at most 1024")
+            }
+            guard maxConnections >= minConnections else {
+                throw .init(setting: "maxConnections", value: "\(maxConnections)",
+                            reason: "must be at least minConnections (\(minConnections))")
             }
             try Validate.positive(connectTimeout, "connectTimeout")
             try Validate.positive(requestTimeout, "requestTimeout")

@@ -87,6 +87,7 @@ public final class LBPool: Service, Sendable {
         )
         self.balancer = Balancer(
             minConnections: configuration.minConnections,
+            maxConnections: configuration.maxConnections,
             rotation: configuration.maxConnectionLifetime.map {
                 Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
             },

@@ -81,7 +81,7 @@ import Testing
             try await log.sending(to: pool, workers: 32) {
                 for backend in backends {
                     let before = log.total
-                    backend.quit()  // GOAWAY, finishes what it has, exits
+                    await backend.quit()  // GOAWAY, finishes what it has, exits
                     try await backend.start()
                     try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
                     try await waitFor("requests after restarting \(backend.ip)") { log.total > before + 100 }
@@ -161,7 +161,7 @@ import Testing
             // The caller resumes with a new request, which goes to another address.
             let next = try await pool.execute(get(id: "after-closing"))
             #expect(next.servedBy != first)
-            backends.first { $0.ip == first.ip }?.waitForExit()
+            await backends.first { $0.ip == first.ip }?.waitForExit()
         }
     }
 }

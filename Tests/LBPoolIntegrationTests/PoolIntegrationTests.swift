@@ -118,7 +118,7 @@ import Testing
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
             try await log.sending(to: pool, workers: 2) {
-                dns.stop()
+                await dns.stop()
                 let stopped = ContinuousClock.now
                 // Several refresh periods without DNS.
                 try await Task.sleep(for: .seconds(3 * ttl + 1))

@@ -77,6 +77,19 @@ import Testing
         #expect(dials(machine.reconnectDue(a)).count == 2)
     }
 
+    @Test func fullConnectionsDialOneMoreUpToTheMaximum() {
+        var machine = BalancerStateMachine(minConnections: 1, maxConnections: 2)
+        let first = dials(machine.addressesResolved([a]))[0].1
+        #expect(machine.connectionsFull(a).isEmpty, "one is still connecting")
+        _ = machine.subconnection(first, address: a, reported: .ready)
+        let extra = dials(machine.connectionsFull(a))
+        #expect(extra.count == 1)
+        #expect(machine.connectionsFull(a).isEmpty, "the extra one is connecting")
+        _ = machine.subconnection(extra[0].1, address: a, reported: .ready)
+        #expect(machine.connectionsFull(a).isEmpty, "at the maximum")
+        #expect(machine.connectionsFull(b).isEmpty, "unknown address")
+    }
+
     @Test func shutdownDrainsEverythingAndFinishesWhenAllClosed() {
         var machine = BalancerStateMachine(minConnections: 1)
         let ids = dials(machine.addressesResolved([a, b])).map(\.1)

@@ -38,8 +38,9 @@ final class Balancer: SubconnectionDelegate, Sendable {
     let refreshRequests = RefreshRequests()
     let events = EventBroadcaster()
 
-    init(minConnections: Int, rotation: Rotation?, settings: ConnectionSettings, backoff: ReconnectBackoff, logger: Logger) {
-        self.state = Mutex(State(machine: BalancerStateMachine(minConnections: minConnections, rotates: rotation != nil)))
+    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, settings: ConnectionSettings, backoff: ReconnectBackoff, logger: Logger) {
+        self.state = Mutex(State(machine: BalancerStateMachine(
+            minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil)))
         self.rotation = rotation
         (self.workStream, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
         self.settings = settings
@@ -86,6 +87,12 @@ final class Balancer: SubconnectionDelegate, Sendable {
     func shutDown() {
         pickerState.update { $0.isShuttingDown = true }
         apply { $0.shutDown() }
+    }
+
+    /// Called from the request path when the chosen endpoint's connections are all at their
+    /// stream limit.
+    func connectionsFull(_ address: ResolvedAddress) {
+        apply { $0.connectionsFull(address) }
     }
 
     func subconnection(_ id: SubconnectionID, address: ResolvedAddress, didReport event: SubconnectionEvent) {

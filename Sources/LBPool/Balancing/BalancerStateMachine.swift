@@ -49,6 +49,7 @@ struct BalancerStateMachine: Sendable {
     }
 
     let minConnections: Int
+    let maxConnections: Int
     let rotates: Bool
     private(set) var endpoints: [ResolvedAddress: Endpoint] = [:]
     /// Subconnections of removed addresses, draining until they close.
@@ -56,8 +57,9 @@ struct BalancerStateMachine: Sendable {
     private(set) var isShuttingDown = false
     private var nextID: UInt64 = 0
 
-    init(minConnections: Int, rotates: Bool = false) {
+    init(minConnections: Int, maxConnections: Int? = nil, rotates: Bool = false) {
         self.minConnections = minConnections
+        self.maxConnections = max(maxConnections ?? minConnections, minConnections)
         self.rotates = rotates
     }
 
@@ -137,6 +139,19 @@ struct BalancerStateMachine: Sendable {
         endpoint.subconnections[id] = .rotating
         endpoints[address] = endpoint
         return topUp(address)
+    }
+
+    /// Every serving connection of the address is at the server's stream limit: dial one more,
+    /// up to `maxConnections`, unless one is already being dialled.
+    mutating func connectionsFull(_ address: ResolvedAddress) -> [Action] {
+        guard !isShuttingDown, var endpoint = endpoints[address], !endpoint.reconnectScheduled else { return [] }
+        let open = endpoint.subconnections.values.count { $0 != .draining }
+        guard open < maxConnections, !endpoint.subconnections.values.contains(.connecting) else { return [] }
+        nextID += 1
+        let id = SubconnectionID(nextID)
+        endpoint.subconnections[id] = .connecting
+        endpoints[address] = endpoint
+        return [.dial(address, id)]
     }
 
     // MARK: - Shutdown

@@ -34,6 +34,11 @@ final class PickerState: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// A stream became free on a connection that was full: wakes waiting requests.
+    func capacityFreed() {
+        update { _ in }
+    }
+
     /// Returns when the snapshot is newer than `version`, at `deadline`, or on cancellation.
     func waitForChange(after version: UInt64, until deadline: ContinuousClock.Instant) async {
         await withTaskGroup(of: Void.self) { group in

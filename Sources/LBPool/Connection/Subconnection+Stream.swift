@@ -33,8 +33,6 @@ extension Subconnection {
         deadline: NIODeadline,
         _ handle: (HTTPResponse, ResponseBody) async throws -> Result
     ) async throws -> Result {
-        shared.inFlight.wrappingAdd(1, ordering: .relaxed)
-        defer { shared.inFlight.wrappingSubtract(1, ordering: .relaxed) }
         guard let connected else {
             throw AttemptFailure(kind: .unprocessed, underlying: LBPoolError(.connectionFailed, "not connected"), address: address)
         }

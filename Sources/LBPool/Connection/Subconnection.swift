@@ -21,7 +21,7 @@ struct ConnectionSettings: Sendable {
 
 /// The parts of a subconnection read off the event loop, each safe on its own.
 final class SubconnectionShared: Sendable {
-    /// Streams opened by the pool on this connection and not yet finished.
+    /// Requests the pool is sending on this connection and has not finished.
     let inFlight = Atomic<Int>(0)
     /// Ready and not draining: may take new streams.
     let isAvailable = Atomic<Bool>(false)
@@ -31,6 +31,22 @@ final class SubconnectionShared: Sendable {
     let goAwayLastStreamID = Atomic<Int>(.max)
     /// Fires when the connection starts to go away; carries the reason.
     let closing = ConnectionClosingSignal()
+
+    /// Takes one stream slot if the server's limit leaves one; ``release()`` gives it back.
+    func tryReserve() -> Bool {
+        var current = inFlight.load(ordering: .relaxed)
+        while current < maxConcurrentStreams.load(ordering: .relaxed) {
+            let (exchanged, original) = inFlight.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Gives back a slot; returns whether the connection was full before.
+    func release() -> Bool {
+        inFlight.wrappingSubtract(1, ordering: .relaxed).oldValue >= maxConcurrentStreams.load(ordering: .relaxed)
+    }
 }
 
 /// One HTTP/2 connection to one address: h2c with prior knowledge, or TLS with ALPN `h2`.

@@ -57,7 +57,12 @@ extension LBPool {
         var transparentRetries = 0
         var avoid: ResolvedAddress?
         while true {
+            // Comes with a stream slot reserved.
             let subconnection = try await pickSubconnection(until: deadline, avoiding: avoid)
+            defer {
+                // Requests may be waiting for a free stream.
+                if subconnection.shared.release() { balancer.pickerState.capacityFreed() }
+            }
             do {
                 return try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
                     try await handle(StreamingResponse(
@@ -94,8 +99,8 @@ extension LBPool {
         }
     }
 
-    /// Picks a ready subconnection, waiting for one until `deadline`. Prefers an endpoint other
-    /// than `avoiding` when another is ready.
+    /// Picks a ready subconnection with a free stream and reserves that stream, waiting for one
+    /// until `deadline`. Prefers an endpoint other than `avoiding` when another is ready.
     private func pickSubconnection(until deadline: ContinuousClock.Instant, avoiding: ResolvedAddress?) async throws -> Subconnection {
         while true {
             let (snapshot, version) = balancer.pickerState.current()
@@ -109,18 +114,26 @@ extension LBPool {
                     index = picker.pick(from: endpoints)
                 }
                 if let subconnection = endpoints.storage[index].leastLoadedSubconnection() {
-                    return subconnection
+                    if subconnection.shared.tryReserve() { return subconnection }
+                    // Every connection of this address has all the streams its server allows:
+                    // ask for one more connection, and meanwhile use any address with room.
+                    balancer.connectionsFull(subconnection.address)
                 }
-                // Started draining since the snapshot: any other endpoint will do.
                 for endpoint in endpoints.storage {
-                    if let subconnection = endpoint.leastLoadedSubconnection() { return subconnection }
+                    if let subconnection = endpoint.leastLoadedSubconnection(), subconnection.shared.tryReserve() {
+                        return subconnection
+                    }
                 }
+                // All full (or all started draining since the snapshot): wait for a free stream
+                // or a new connection, within the deadline.
             } else if let resolution = snapshot.resolution, resolution.addresses.isEmpty,
                       let error = resolution.error, error.kind == .noRecords {
                 throw LBPoolError(.noAddresses, "\(error)", underlying: error)
             }
             if ContinuousClock.now >= deadline {
-                var message = "no ready connection to \(target) before the deadline"
+                var message = endpoints.isEmpty
+                    ? "no ready connection to \(target) before the deadline"
+                    : "every connection to \(target) stayed at the server's stream limit until the deadline"
                 if let error = snapshot.resolution?.error { message += "; \(error)" }
                 else if snapshot.resolution == nil { message += "; the name has not resolved yet" }
                 if let connectionError = snapshot.lastConnectionError { message += "; last dial: \(connectionError)" }

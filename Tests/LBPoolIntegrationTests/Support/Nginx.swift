@@ -72,8 +72,8 @@ final class NginxBackend: @unchecked Sendable {
 
     /// Graceful stop (SIGQUIT, what `nginx -s quit` sends): GOAWAY, in-flight requests finish;
     /// returns once nginx exited.
-    func quit() {
-        child?.stop(SIGQUIT)
+    func quit() async {
+        await child?.stop(SIGQUIT)
         child = nil
     }
 
@@ -82,14 +82,8 @@ final class NginxBackend: @unchecked Sendable {
         child?.signal(SIGQUIT)
     }
 
-    func waitForExit() {
-        child?.wait()
-        child = nil
-    }
-
-    /// Fast stop (SIGTERM): connections are closed at once, without GOAWAY.
-    func terminate() {
-        child?.stop(SIGTERM)
+    func waitForExit() async {
+        await child?.exit()
         child = nil
     }
 
@@ -104,7 +98,7 @@ final class NginxBackend: @unchecked Sendable {
     }
 
     deinit {
-        child?.stop(SIGTERM)
+        child?.stopBlocking(SIGTERM)
         try? FileManager.default.removeItem(at: folder)
     }
 }
@@ -160,13 +154,13 @@ final class DNSServer: @unchecked Sendable {
         child?.signal(SIGHUP)
     }
 
-    func stop() {
-        child?.stop()
+    func stop() async {
+        await child?.stop(SIGTERM)
         child = nil
     }
 
     deinit {
-        child?.stop(SIGTERM)
+        child?.stopBlocking(SIGTERM)
         try? FileManager.default.removeItem(at: folder)
     }
 }

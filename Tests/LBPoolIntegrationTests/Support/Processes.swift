@@ -162,15 +162,31 @@ final class ChildProcess: @unchecked Sendable {
         kill(pid, signal)
     }
 
-    /// Sends `signal` and waits for the process to exit.
-    func stop(_ signal: Int32 = SIGTERM) {
+    /// Sends `signal` and waits for the process to exit without holding a thread: the pool
+    /// under test needs the (few) cooperative threads to finish the streams the process waits for.
+    func stop(_ signal: Int32) async {
+        guard !exited else { return }
+        kill(pid, signal)
+        await exit()
+    }
+
+    /// Waits for the process to exit, polling: a child's exit offers nothing to await.
+    func exit() async {
+        while isRunning {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Sends `signal` and blocks until the process exited; for deinit, with a signal that makes
+    /// the process exit at once.
+    func stopBlocking(_ signal: Int32 = SIGTERM) {
         guard !exited else { return }
         kill(pid, signal)
         wait()
     }
 
-    /// Waits for the process to exit.
-    func wait() {
+    /// Blocks until the process exits.
+    private func wait() {
         guard !exited else { return }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
@@ -178,6 +194,6 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
-        stop(SIGTERM)
+        stopBlocking(SIGTERM)
     }
 }

@@ -69,7 +69,7 @@ final class TestHTTP2Server: Sendable {
         accepted.connection(number)
     }
 
-    init(host: String = "127.0.0.1") async throws {
+    init(host: String = "127.0.0.1", maxConcurrentStreams: Int = 100) async throws {
         let (requests, sink) = AsyncStream.makeStream(of: Request.self)
         self.requests = requests
         let accepted = self.accepted
@@ -84,7 +84,7 @@ final class TestHTTP2Server: Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(blackhole)
                     var settings = NIOHTTP2Handler.ConnectionConfiguration()
-                    settings.initialSettings = [HTTP2Setting(parameter: .maxConcurrentStreams, value: 100)]
+                    settings.initialSettings = [HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams)]
                     _ = try sync.configureHTTP2Pipeline(
                         mode: .server,
                         connectionConfiguration: settings,
