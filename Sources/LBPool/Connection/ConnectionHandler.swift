@@ -208,6 +208,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func drainTimedOut() {
+        shared.closedAtDrainDeadline.store(true, ordering: .relaxed)
         logger.debug("drain deadline reached; closing with streams open",
                      metadata: ["address": "\(address)", "subconnection": "\(id)", "open_streams": "\(machine.openStreams)"])
         perform(machine.abort(.connectionError("drain deadline reached")))

@@ -21,6 +21,8 @@ struct AttemptFailure: Error {
     var address: ResolvedAddress
     /// Why the connection was going away, if it was.
     var closeReason: ConnectionCloseReason?
+    /// The connection was closed at its drain deadline with this request open.
+    var closedAtDrainDeadline = false
 }
 
 extension Subconnection {
@@ -33,7 +35,8 @@ extension Subconnection {
         deadline: NIODeadline,
         _ handle: (HTTPResponse, ResponseBody) async throws -> Result
     ) async throws -> Result {
-        guard let connected else {
+        // Picked just before it started draining: a new stream would only prolong the drain.
+        guard shared.isAvailable.load(ordering: .acquiring), let connected else {
             throw AttemptFailure(kind: .unprocessed, underlying: LBPoolError(.connectionFailed, "not connected"), address: address)
         }
         let stream: NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>
@@ -110,7 +113,9 @@ extension Subconnection {
         if Int(streamID) > shared.goAwayLastStreamID.load(ordering: .relaxed) {
             return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }
-        return AttemptFailure(kind: .mayHaveBeenProcessed, underlying: error, address: address, closeReason: shared.closing.reason)
+        return AttemptFailure(
+            kind: .mayHaveBeenProcessed, underlying: error, address: address, closeReason: shared.closing.reason,
+            closedAtDrainDeadline: shared.closedAtDrainDeadline.load(ordering: .relaxed))
     }
 }
 

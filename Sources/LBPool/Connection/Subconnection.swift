@@ -31,6 +31,8 @@ final class SubconnectionShared: Sendable {
     let goAwayLastStreamID = Atomic<Int>(.max)
     /// Fires when the connection starts to go away; carries the reason.
     let closing = ConnectionClosingSignal()
+    /// Set when a draining connection was closed at its drain deadline with streams open.
+    let closedAtDrainDeadline = Atomic<Bool>(false)
 
     /// Takes one stream slot if the server's limit leaves one; ``release()`` gives it back.
     func tryReserve() -> Bool {

@@ -82,7 +82,8 @@ extension LBPool {
                     throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
                                       address: failure.address, underlying: failure.underlying)
                 case .mayHaveBeenProcessed:
-                    let reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
+                    var reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
+                    if failure.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
                     throw LBPoolError(.requestFailed, "request failed after it was sent" + reason,
                                       address: failure.address, underlying: failure.underlying)
                 }
