@@ -19,7 +19,8 @@ extension LBPool {
         public var requestTimeout: Duration = .seconds(30)
         /// How often one request may be sent again because the server never processed it
         /// (GOAWAY above its stream, REFUSED_STREAM, or a connection lost before sending).
-        /// Default: 4.
+        /// Default: 10 — against servers that close connections every few requests (nginx
+        /// `keepalive_requests`), a request can be refused several times in a row under load.
         public var maxTransparentRetries: Int = 10
         /// Rotate each connection after this long (make-before-break: the replacement is ready
         /// before the old one starts draining). Default: `nil`, no rotation.
