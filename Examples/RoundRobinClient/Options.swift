@@ -20,12 +20,15 @@ struct Options {
     var maxLifetime: Duration?
     var keepalive: Duration?
     var events = false
+    var maxAttempts: Int?
+    var retryBudget = true
 
     static let usage = """
         usage: RoundRobinClient URL [--requests N | --duration SECONDS] [--concurrency C]
                                     [--dns-server HOST:PORT] [--min-connections K] [--ca-file PEM] [--json]
                                     [--method GET|POST|PUT|DELETE] [--body-bytes N]
                                     [--max-lifetime SECONDS] [--keepalive SECONDS] [--events]
+                                    [--max-attempts N] [--no-retry-budget]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -63,6 +66,8 @@ struct Options {
             case "--max-lifetime": options.maxLifetime = try seconds(argument)
             case "--keepalive": options.keepalive = try seconds(argument)
             case "--events": options.events = true
+            case "--max-attempts": options.maxAttempts = try positiveInt(argument)
+            case "--no-retry-budget": options.retryBudget = false
             case "--method":
                 let method = try value(argument).uppercased()
                 guard ["GET", "POST", "PUT", "DELETE"].contains(method) else {

@@ -28,6 +28,8 @@ struct RoundRobinClient {
             configuration.dns.nameServers = [dnsServer]
         }
         configuration.maxConnectionLifetime = options.maxLifetime
+        if let maxAttempts = options.maxAttempts { configuration.retryPolicy.maxAttempts = maxAttempts }
+        if !options.retryBudget { configuration.retryBudget = UnlimitedRetryBudget() }
         if let keepalive = options.keepalive {
             configuration.keepalive = .init(interval: keepalive, timeout: min(keepalive, .seconds(10)))
         }

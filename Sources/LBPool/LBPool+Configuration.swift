@@ -50,6 +50,14 @@ extension LBPool {
                 self.permitWithoutStreams = permitWithoutStreams
             }
         }
+        /// Retries of requests that may have reached a server. Default: ``RetryPolicy/init()``
+        /// (3 attempts, statuses 502/503/504 and transport failures, idempotent requests only,
+        /// full-jitter backoff 25 ms…1 s).
+        public var retryPolicy = RetryPolicy()
+        /// The budget retries draw from. Default: `nil`, meaning a ``WindowedRetryBudget`` of
+        /// this pool's own (20% of requests + 10 retries/s over 10 s). Give several pools the
+        /// same instance to share one budget; ``UnlimitedRetryBudget`` turns it off.
+        public var retryBudget: (any RetryBudget)?
         /// Largest body ``LBPool/execute(_:body:timeout:)`` collects. Default: 16 MiB.
         public var maxCollectedBodyBytes: Int = 16 << 20
         /// Backoff between dials of an address whose connections keep failing.
@@ -96,6 +104,7 @@ extension LBPool {
                 try Validate.positive(keepalive.interval, "keepalive.interval")
                 try Validate.positive(keepalive.timeout, "keepalive.timeout")
             }
+            try retryPolicy.validate()
             try reconnectBackoff.validate()
             try dns.validate()
         }

@@ -30,6 +30,8 @@ public final class LBPool: Service, Sendable {
     public let configuration: Configuration
     let balancer: Balancer
     let picker: any Picker
+    /// The budget every retry of this pool draws from.
+    public let retryBudget: any RetryBudget
     private let resolver: any Resolver
     private let logger: Logger
 
@@ -57,6 +59,7 @@ public final class LBPool: Service, Sendable {
         self.configuration = configuration
         self.picker = picker
         self.logger = logger
+        self.retryBudget = configuration.retryBudget ?? makeDefaultRetryBudget()
         if let resolver {
             self.resolver = resolver
         } else if target.isIPLiteral {

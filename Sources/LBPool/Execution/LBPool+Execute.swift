@@ -12,6 +12,11 @@ extension LBPool {
         public var servedBy: ResolvedAddress
         /// Fires when the connection carrying this stream starts to go away.
         public var connectionClosing: ConnectionClosingSignal
+        /// Attempts that may have reached a server, this one included (transparent re-sends of
+        /// unprocessed requests are not counted).
+        public var attempts: Int
+        /// Set when the status was retryable but the request was not tried again, and why.
+        public var retryStop: RetryStop?
     }
 
     /// A response with its whole body.
@@ -19,6 +24,24 @@ extension LBPool {
         public var head: HTTPResponse
         public var body: ByteBuffer
         public var servedBy: ResolvedAddress
+        /// See ``StreamingResponse/attempts``.
+        public var attempts: Int
+        /// See ``StreamingResponse/retryStop``.
+        public var retryStop: RetryStop?
+    }
+
+    /// Per-request settings that override the pool's.
+    public struct RequestOptions: Sendable {
+        /// Whether the request may be repeated safely. Default: `nil`, meaning by method
+        /// (GET, HEAD, OPTIONS, TRACE, PUT and DELETE are idempotent).
+        public var idempotent: Bool?
+        /// Replaces ``Configuration/retryPolicy`` for this request. Default: `nil`.
+        public var retryPolicy: RetryPolicy?
+
+        public init(idempotent: Bool? = nil, retryPolicy: RetryPolicy? = nil) {
+            self.idempotent = idempotent
+            self.retryPolicy = retryPolicy
+        }
     }
 
     /// Sends `request` to one of the target's addresses and hands the response to `handle`
@@ -27,33 +50,48 @@ extension LBPool {
     /// The request's scheme and authority default to the target's. A request that the server
     /// never processed (stream above a GOAWAY's last-stream-id, REFUSED_STREAM, or lost before
     /// it was sent) is sent again on another connection, up to
-    /// ``Configuration/maxTransparentRetries`` times; nothing else is retried.
+    /// ``Configuration/maxTransparentRetries`` times, without spending the retry budget. Other
+    /// failures and retryable statuses are retried under the ``RetryPolicy`` and the
+    /// ``RetryBudget``; a response is never retried once `handle` has it.
     ///
     /// - Parameters:
     ///   - request: The request head.
     ///   - body: The request body, or `nil` for none.
     ///   - timeout: Deadline until the response head arrives, including any wait for a ready
-    ///     endpoint. Default: ``Configuration/requestTimeout``.
+    ///     endpoint and every retry. Default: ``Configuration/requestTimeout``.
+    ///   - options: Idempotency and retry policy of this request.
     ///   - handle: Reads the response; what it returns, `execute` returns.
     /// - Throws: ``LBPoolError``, or what `handle` throws.
     public func execute<Result>(
         _ request: HTTPRequest,
         body: ByteBuffer? = nil,
         timeout: Duration? = nil,
+        options: RequestOptions = .init(),
         _ handle: (StreamingResponse) async throws -> Result
     ) async throws -> Result {
         let timeout = timeout ?? configuration.requestTimeout
         guard timeout > .zero else {
             throw LBPoolError(.invalidRequest, "timeout '\(timeout)' must be greater than zero")
         }
+        let policy = options.retryPolicy ?? configuration.retryPolicy
+        if options.retryPolicy != nil {
+            do { try policy.validate() } catch { throw LBPoolError(.invalidRequest, "\(error)") }
+        }
         let deadline = ContinuousClock.now + timeout
-        let nioDeadline = NIODeadline.now() + .nanoseconds(Int64(clamping: timeout.milliseconds) * 1_000_000)
+        let nioDeadline = NIODeadline.now() + TimeAmount(timeout)
         let head = RequestHead.encode(
             request,
             scheme: target.scheme.rawValue,
             authority: target.authority,
             bodyLength: body?.readableBytes
         )
+        var retries = RetryState(
+            policy: policy,
+            budget: retryBudget,
+            idempotent: options.idempotent ?? request.method.isIdempotent,
+            deadline: deadline
+        )
+        retryBudget.deposit()
         var transparentRetries = 0
         var avoid: ResolvedAddress?
         while true {
@@ -63,12 +101,28 @@ extension LBPool {
                 // Requests may be waiting for a free stream.
                 if subconnection.shared.release() { balancer.pickerState.capacityFreed() }
             }
+            var retryAfterStatus: Duration??
             do {
-                return try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
-                    try await handle(StreamingResponse(
+                let result: Result? = try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
+                    var stop: RetryStop?
+                    if policy.retryableStatuses.contains(response.status.code) {
+                        switch retries.decide(retryAfter: response.headerFields[.retryAfter]) {
+                        case .retry(let delay):
+                            // Not handed to the caller: the stream closes unread.
+                            retryBudget.record(success: false)
+                            retryAfterStatus = .some(delay)
+                            return nil
+                        case .stop(let reason):
+                            stop = reason
+                        }
+                    }
+                    retryBudget.record(success: stop == nil)
+                    return try await handle(StreamingResponse(
                         head: response, body: responseBody, servedBy: subconnection.address,
-                        connectionClosing: subconnection.shared.closing))
+                        connectionClosing: subconnection.shared.closing,
+                        attempts: retries.attempts, retryStop: stop))
                 }
+                if let result { return result }
             } catch let failure as AttemptFailure {
                 switch failure.kind {
                 case .unprocessed where transparentRetries < configuration.maxTransparentRetries:
@@ -82,21 +136,43 @@ extension LBPool {
                     throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
                                       address: failure.address, underlying: failure.underlying)
                 case .mayHaveBeenProcessed:
+                    retryBudget.record(success: false)
                     var reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
                     if failure.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
-                    throw LBPoolError(.requestFailed, "request failed after it was sent" + reason,
-                                      address: failure.address, underlying: failure.underlying)
+                    let decision = policy.retriesTransportFailures
+                        ? retries.decide(retryAfter: nil)
+                        : .stop(.notRetryable("the retry policy does not retry transport failures"))
+                    switch decision {
+                    case .retry(let delay):
+                        try await Task.sleep(for: delay)
+                        avoid = failure.address
+                        continue
+                    case .stop(let stop):
+                        throw LBPoolError(.requestFailed, "request failed after it was sent" + reason + "; \(stop)",
+                                          address: failure.address, underlying: failure.underlying)
+                    }
                 }
             }
+            // A retryable status, and the policy and budget allow another attempt.
+            if case .some(.some(let delay)) = retryAfterStatus {
+                try await Task.sleep(for: delay)
+            }
+            avoid = subconnection.address
         }
     }
 
     /// Sends `request` and returns the response with its whole body (at most
-    /// ``Configuration/maxCollectedBodyBytes``). See ``execute(_:body:timeout:_:)``.
-    public func execute(_ request: HTTPRequest, body: ByteBuffer? = nil, timeout: Duration? = nil) async throws -> Response {
+    /// ``Configuration/maxCollectedBodyBytes``). See ``execute(_:body:timeout:options:_:)``.
+    public func execute(
+        _ request: HTTPRequest,
+        body: ByteBuffer? = nil,
+        timeout: Duration? = nil,
+        options: RequestOptions = .init()
+    ) async throws -> Response {
         let limit = configuration.maxCollectedBodyBytes
-        return try await execute(request, body: body, timeout: timeout) { response in
-            Response(head: response.head, body: try await response.body.collect(upTo: limit), servedBy: response.servedBy)
+        return try await execute(request, body: body, timeout: timeout, options: options) { response in
+            Response(head: response.head, body: try await response.body.collect(upTo: limit), servedBy: response.servedBy,
+                     attempts: response.attempts, retryStop: response.retryStop)
         }
     }
 

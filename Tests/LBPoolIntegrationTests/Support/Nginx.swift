@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// One nginx serving HTTP/2 on one loopback address, like one pod. Answers every request with
-/// `200 <its address>` and logs `server_addr request_id method status connection` per request.
+/// `<status> <its address>` (200 unless told otherwise) and logs `server_addr request_id method status connection` per request.
 /// `/stream` sends 2 MiB at 256 KiB/s (eight seconds): a long-lived response.
 final class NginxBackend: @unchecked Sendable {
     // @unchecked: mutated (`child`) only by the owning test task, sequentially.
@@ -20,7 +20,7 @@ final class NginxBackend: @unchecked Sendable {
         var key: String
     }
 
-    init(ip: String, port: Int, keepaliveRequests: Int = 1_000_000, tls: TLS? = nil, extraServerConfig: String = "") throws {
+    init(ip: String, port: Int, keepaliveRequests: Int = 1_000_000, status: Int = 200, tls: TLS? = nil, extraServerConfig: String = "") throws {
         self.nginx = try requireTool("nginx", package: "nginx-light")
         self.ip = ip
         self.port = port
@@ -44,7 +44,7 @@ final class NginxBackend: @unchecked Sendable {
                 \(listen)
                 \(tlsConfig)
                 \(extraServerConfig)
-                location / { return 200 "\(ip)\\n"; }
+                location / { return \(status) "\(ip)\\n"; }
                 location = /stream { alias \(dir)/stream.bin; limit_rate 256k; }
               }
             }
