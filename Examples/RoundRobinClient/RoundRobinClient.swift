@@ -98,7 +98,7 @@ struct RoundRobinClient {
         var stats = Stats()
         let clock = ContinuousClock()
         let method = HTTPRequest.Method(options.method) ?? .get
-        let body = options.bodyBytes > 0 ? ByteBuffer(repeating: UInt8(ascii: "x"), count: options.bodyBytes) : nil
+        let body: RequestBody? = options.bodyBytes > 0 ? .bytes(ByteBuffer(repeating: UInt8(ascii: "x"), count: options.bodyBytes)) : nil
         let requestID = HTTPField.Name("x-request-id")!
         while let number = tickets.next() {
             var request = HTTPRequest(method: method, scheme: nil, authority: nil, path: options.path)

@@ -32,7 +32,7 @@ import Testing
     }
 
     /// Sends `count` requests from `concurrency` workers; returns the failures.
-    func load(_ pool: LBPool, count: Int, concurrency: Int, body: ByteBuffer?, makeRequest: @escaping @Sendable (Int) -> HTTPRequest) async -> [String] {
+    func load(_ pool: LBPool, count: Int, concurrency: Int, body: RequestBody?, makeRequest: @escaping @Sendable (Int) -> HTTPRequest) async -> [String] {
         let next = TicketCounter()
         return await withTaskGroup(of: [String].self) { group in
             for _ in 0..<concurrency {
@@ -57,7 +57,7 @@ import Testing
     @Test func postsSurviveAGoAwayEveryFiftyRequestsWithNothingLostOrDuplicated() async throws {
         let (backends, dns, port) = try await fleet(keepaliveRequests: 50)
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
-        let body = ByteBuffer(repeating: UInt8(ascii: "b"), count: 64)
+        let body = RequestBody.bytes(ByteBuffer(repeating: UInt8(ascii: "b"), count: 64))
         let failures = try await withRunningPool(pool) { pool in
             await load(pool, count: 20_000, concurrency: 64, body: body) { post(id: "post-\($0)") }
         }

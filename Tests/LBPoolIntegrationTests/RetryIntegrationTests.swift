@@ -82,7 +82,7 @@ import Testing
             for number in 0..<20 {
                 var request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/")
                 request.headerFields[HTTPField.Name("x-request-id")!] = "plain-\(number)"
-                let response = try await pool.execute(request, body: ByteBuffer(string: "x"))
+                let response = try await pool.execute(request, body: .bytes(ByteBuffer(string: "x")))
                 #expect(response.head.status == .serviceUnavailable)
                 #expect(response.attempts == 1)
                 guard case .notRetryable = response.retryStop else {
@@ -93,15 +93,26 @@ import Testing
             for number in 0..<20 {
                 var request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/")
                 request.headerFields[HTTPField.Name("x-request-id")!] = "marked-\(number)"
-                let response = try await pool.execute(request, body: ByteBuffer(string: "x"), options: .init(idempotent: true))
+                let response = try await pool.execute(request, body: .bytes(ByteBuffer(string: "x")), options: .init(idempotent: true))
                 #expect(response.head.status == .serviceUnavailable)
                 #expect(response.attempts == 3)
                 #expect(response.retryStop == .maxAttempts(3))
             }
+            // Idempotent, but its body was a stream that is gone once sent.
+            var put = HTTPRequest(method: .put, scheme: nil, authority: nil, path: "/")
+            put.headerFields[HTTPField.Name("x-request-id")!] = "streamed-put"
+            let chunks = AsyncStream<ByteBuffer> { continuation in
+                continuation.yield(ByteBuffer(string: "streamed"))
+                continuation.finish()
+            }
+            let response = try await pool.execute(put, body: .stream(chunks))
+            #expect(response.head.status == .serviceUnavailable)
+            #expect(response.retryStop == .notRetryable("the streamed request body was already read"))
         }
         let log = try backends.flatMap { try $0.accessLog() }
         let perID = Dictionary(grouping: log, by: \.requestID).mapValues(\.count)
         #expect((0..<20).allSatisfy { perID["plain-\($0)"] == 1 }, "a POST answered 503 was sent once")
+        #expect(perID["streamed-put"] == 1, "a streamed body is sent once")
         #expect((0..<20).allSatisfy { perID["marked-\($0)"] == 3 }, "a POST marked idempotent was sent three times")
     }
 }

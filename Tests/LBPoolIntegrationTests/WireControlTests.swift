@@ -47,7 +47,7 @@ import Testing
                 }
                 let requests = (0..<10).map { number in
                     Task { () -> (String, String) in
-                        let response = try await pool.execute(post(id: "mid-\(number)"), body: ByteBuffer(string: "payload"))
+                        let response = try await pool.execute(post(id: "mid-\(number)"), body: .bytes(ByteBuffer(string: "payload")))
                         return ("mid-\(number)", String(buffer: response.body))
                     }
                 }
@@ -78,7 +78,7 @@ import Testing
                     if attempts.record(request.requestID) == 1 { request.refuse() } else { request.respond(body: "second try") }
                 }
             }
-            let response = try await pool.execute(post(id: "refused-1"), body: ByteBuffer(string: "x"))
+            let response = try await pool.execute(post(id: "refused-1"), body: .bytes(ByteBuffer(string: "x")))
             #expect(String(buffer: response.body) == "second try")
             serverTask.cancel()
             await server.close()
@@ -194,6 +194,50 @@ extension WireControlTests {
         let run = try await streamLimitRun(maxConnections: 2, requests: 6, hold: 4)
         #expect(run.connections == 2)
         #expect(run.succeeded == 6)
+    }
+}
+
+extension WireControlTests {
+    /// Three chunks, produced as they are sent.
+    static func chunks(_ parts: [String]) -> RequestBody {
+        let stream = AsyncStream<ByteBuffer> { continuation in
+            for part in parts { continuation.yield(ByteBuffer(string: part)) }
+            continuation.finish()
+        }
+        return .stream(stream)
+    }
+
+    @Test func streamedBodyArrivesWhole() async throws {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server)
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task { for await request in server.requests { request.respond(body: "got " + request.body) } }
+            let response = try await pool.execute(post(id: "streamed"), body: Self.chunks(["one,", "two,", "three"]))
+            #expect(String(buffer: response.body) == "got one,two,three")
+            serverTask.cancel()
+            await server.close()
+        }
+    }
+
+    @Test func refusedStreamWithAnAlreadyReadBodyIsNotSentAgain() async throws {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server)
+        let attempts = AttemptCounter()
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task {
+                for await request in server.requests {
+                    _ = attempts.record(request.requestID)
+                    request.refuse()
+                }
+            }
+            let error = await #expect(throws: LBPoolError.self) {
+                _ = try await pool.execute(post(id: "streamed-refused"), body: Self.chunks(["a", "b"]))
+            }
+            #expect(error?.message.contains("streamed body was already read") == true, "\(String(describing: error))")
+            serverTask.cancel()
+            await server.close()
+        }
+        #expect(attempts.count("streamed-refused") == 1)
     }
 }
 

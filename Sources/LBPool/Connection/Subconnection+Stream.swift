@@ -31,7 +31,7 @@ extension Subconnection {
     /// `handle` throws) is rethrown as it is.
     func execute<Result>(
         head: HPACKHeaders,
-        body: ByteBuffer?,
+        body: RequestBody?,
         deadline: NIODeadline,
         _ handle: (HTTPResponse, ResponseBody) async throws -> Result
     ) async throws -> Result {
@@ -68,12 +68,20 @@ extension Subconnection {
                 // A server may answer before it has read the body, then reset the stream
                 // (nginx does): a failed body write is only an error if no response follows.
                 var bodyWriteError: (any Error)?
-                if let body {
-                    do {
-                        try await outbound.write(.data(.init(data: .byteBuffer(body), endStream: true)))
-                    } catch {
-                        bodyWriteError = error
+                do {
+                    switch body?.storage {
+                    case .bytes(let buffer):
+                        try await outbound.write(.data(.init(data: .byteBuffer(buffer), endStream: true)))
+                    case .stream(let stream):
+                        try await stream.send { chunk in
+                            try await outbound.write(.data(.init(data: .byteBuffer(chunk), endStream: false)))
+                        }
+                        try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+                    case nil:
+                        break
                     }
+                } catch {
+                    bodyWriteError = error
                 }
                 var iterator = inbound.makeAsyncIterator()
                 let response: HTTPResponse

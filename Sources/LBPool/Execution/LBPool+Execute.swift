@@ -56,7 +56,7 @@ extension LBPool {
     ///
     /// - Parameters:
     ///   - request: The request head.
-    ///   - body: The request body, or `nil` for none.
+    ///   - body: The request body, or `nil` for none. A streamed body is sent at most once.
     ///   - timeout: Deadline until the response head arrives, including any wait for a ready
     ///     endpoint and every retry. Default: ``Configuration/requestTimeout``.
     ///   - options: Idempotency and retry policy of this request.
@@ -64,7 +64,7 @@ extension LBPool {
     /// - Throws: ``LBPoolError``, or what `handle` throws.
     public func execute<Result>(
         _ request: HTTPRequest,
-        body: ByteBuffer? = nil,
+        body: RequestBody? = nil,
         timeout: Duration? = nil,
         options: RequestOptions = .init(),
         _ handle: (StreamingResponse) async throws -> Result
@@ -83,7 +83,7 @@ extension LBPool {
             request,
             scheme: target.scheme.rawValue,
             authority: target.authority,
-            bodyLength: body?.readableBytes
+            bodyLength: body?.length
         )
         var retries = RetryState(
             policy: policy,
@@ -106,7 +106,10 @@ extension LBPool {
                 let result: Result? = try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
                     var stop: RetryStop?
                     if policy.retryableStatuses.contains(response.status.code) {
-                        switch retries.decide(retryAfter: response.headerFields[.retryAfter]) {
+                        let decision: RetryState.Decision = body?.isReplayable == false
+                            ? .stop(.notRetryable("the streamed request body was already read"))
+                            : retries.decide(retryAfter: response.headerFields[.retryAfter])
+                        switch decision {
                         case .retry(let delay):
                             // Not handed to the caller: the stream closes unread.
                             retryBudget.record(success: false)
@@ -125,6 +128,9 @@ extension LBPool {
                 if let result { return result }
             } catch let failure as AttemptFailure {
                 switch failure.kind {
+                case .unprocessed where body?.isReplayable == false:
+                    throw LBPoolError(.connectionFailed, "request not processed, and its streamed body was already read, so it cannot be sent again",
+                                      address: failure.address, underlying: failure.underlying)
                 case .unprocessed where transparentRetries < configuration.maxTransparentRetries:
                     transparentRetries += 1
                     avoid = failure.address
@@ -139,9 +145,14 @@ extension LBPool {
                     retryBudget.record(success: false)
                     var reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
                     if failure.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
-                    let decision = policy.retriesTransportFailures
-                        ? retries.decide(retryAfter: nil)
-                        : .stop(.notRetryable("the retry policy does not retry transport failures"))
+                    let decision: RetryState.Decision
+                    if body?.isReplayable == false {
+                        decision = .stop(.notRetryable("the streamed request body was already read"))
+                    } else if !policy.retriesTransportFailures {
+                        decision = .stop(.notRetryable("the retry policy does not retry transport failures"))
+                    } else {
+                        decision = retries.decide(retryAfter: nil)
+                    }
                     switch decision {
                     case .retry(let delay):
                         try await Task.sleep(for: delay)
@@ -165,7 +176,7 @@ extension LBPool {
     /// ``Configuration/maxCollectedBodyBytes``). See ``execute(_:body:timeout:options:_:)``.
     public func execute(
         _ request: HTTPRequest,
-        body: ByteBuffer? = nil,
+        body: RequestBody? = nil,
         timeout: Duration? = nil,
         options: RequestOptions = .init()
     ) async throws -> Response {

@@ -33,6 +33,7 @@ final class TestHTTP2Server: Sendable {
         let connection: Connection
         let streamID: Int
         let headers: HPACKHeaders
+        let body: String
         let stream: any Channel
 
         var requestID: String { headers.first(name: "x-request-id") ?? "" }
@@ -142,6 +143,7 @@ private final class RequestCollector: ChannelInboundHandler {
     let connection: TestHTTP2Server.Connection
     let sink: AsyncStream<TestHTTP2Server.Request>.Continuation
     var headers: HPACKHeaders?
+    var body = ByteBuffer()
 
     init(connection: TestHTTP2Server.Connection, sink: AsyncStream<TestHTTP2Server.Request>.Continuation) {
         self.connection = connection
@@ -154,6 +156,7 @@ private final class RequestCollector: ChannelInboundHandler {
             headers = frame.headers
             if frame.endStream { deliver(context) }
         case .data(let frame):
+            if case .byteBuffer(var bytes) = frame.data { body.writeBuffer(&bytes) }
             if frame.endStream { deliver(context) }
         default:
             break
@@ -163,6 +166,6 @@ private final class RequestCollector: ChannelInboundHandler {
     private func deliver(_ context: ChannelHandlerContext) {
         guard let headers else { return }
         let streamID = (try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)).map { Int($0) } ?? 0
-        sink.yield(.init(connection: connection, streamID: streamID, headers: headers, stream: context.channel))
+        sink.yield(.init(connection: connection, streamID: streamID, headers: headers, body: String(buffer: body), stream: context.channel))
     }
 }
