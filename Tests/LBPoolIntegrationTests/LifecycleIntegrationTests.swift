@@ -56,6 +56,7 @@ import Testing
 
     @Test func postsSurviveAGoAwayEveryFiftyRequestsWithNothingLostOrDuplicated() async throws {
         let (backends, dns, port) = try await fleet(keepaliveRequests: 50)
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let body = RequestBody.bytes(ByteBuffer(repeating: UInt8(ascii: "b"), count: 64))
         let failures = try await withRunningPool(pool) { pool in
@@ -74,6 +75,7 @@ import Testing
 
     @Test func rollingRestartFailsNoRequest() async throws {
         let (backends, dns, port) = try await fleet()
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let log = RequestLog()
         try await withRunningPool(pool) { pool in
@@ -97,6 +99,7 @@ import Testing
 
     @Test func rotationReplacesEachConnectionBeforeItDrains() async throws {
         let (backends, dns, port) = try await fleet()
+        defer { withExtendedLifetime((backends, dns)) {} }
         var configuration = testConfiguration(dns: dns)
         configuration.maxConnectionLifetime = .seconds(1)
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
@@ -134,6 +137,7 @@ import Testing
 
     @Test func longStreamHearsTheGracefulStopAndContinuesElsewhere() async throws {
         let (backends, dns, port) = try await fleet()
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))

@@ -25,6 +25,7 @@ import Testing
 
     @Test func threeAddressesSplitSequentialRequestsExactlyEvenly() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let served = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
@@ -50,6 +51,7 @@ import Testing
 
     @Test func minConnectionsAreWarmBeforeAnyRequest() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns, minConnections: 2))
         try await withRunningPool(pool) { pool in
             for backend in backends {
@@ -68,7 +70,7 @@ import Testing
     @Test func followsDNSWhenTheServiceScalesUpAndDown() async throws {
         let ttl = 1
         let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl)
-        defer { withExtendedLifetime(backends) {} }
+        defer { withExtendedLifetime((backends, dns)) {} }
         let added = try NginxBackend(ip: "127.0.0.4", port: port)
         defer { withExtendedLifetime(added) {} }
         try await added.start()
@@ -109,7 +111,7 @@ import Testing
     @Test func keepsServingTheLastAddressesWhileDNSIsDown() async throws {
         let ttl = 1
         let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl)
-        defer { withExtendedLifetime(backends) {} }
+        defer { withExtendedLifetime((backends, dns)) {} }
         let later = try NginxBackend(ip: "127.0.0.4", port: port)
         defer { withExtendedLifetime(later) {} }
         try await later.start()
@@ -137,6 +139,7 @@ import Testing
 
     @Test func survivesGoAwayEveryFiftyRequests() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], keepaliveRequests: 50)
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let counter = RequestLog()
         try await withRunningPool(pool) { pool in
@@ -160,7 +163,7 @@ import Testing
 
     @Test func nameWithoutRecordsFailsWithAnErrorSayingSo() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2"])
-        defer { withExtendedLifetime(backends) {} }
+        defer { withExtendedLifetime((backends, dns)) {} }
         let missing = "missing.demo.svc.cluster.local"
         let pool = try LBPool(target: "http://\(missing):\(port)", configuration: testConfiguration(dns: dns))
         try await withRunningPool(pool) { pool in

@@ -46,6 +46,7 @@ import Testing
     @Test func totalOutageStaysWithinTheRetryBudget() async throws {
         let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
         let (backends, dns, port) = try await fleet(ips, failing: Set(ips))
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let (ok, elapsed) = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(timeout: .seconds(10))
@@ -63,6 +64,7 @@ import Testing
     @Test func partialOutageIsInvisibleToCallers() async throws {
         let ips = (2...11).map { "127.0.0.\($0)" }
         let (backends, dns, port) = try await fleet(ips, failing: ["127.0.0.7"])
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         let (ok, _) = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 10, timeout: .seconds(10))
@@ -76,6 +78,7 @@ import Testing
     @Test func postIsRetriedOnlyWhenMarkedIdempotent() async throws {
         let ips = ["127.0.0.2", "127.0.0.3"]
         let (backends, dns, port) = try await fleet(ips, failing: Set(ips))
+        defer { withExtendedLifetime((backends, dns)) {} }
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(timeout: .seconds(10))

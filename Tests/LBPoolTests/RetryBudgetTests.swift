@@ -163,6 +163,11 @@ final class ManualClock: Sendable {
         #expect(why.contains("Retry-After 30 s"))
     }
 
+    @Test func noRetryWhileThePoolShutsDown() {
+        var retries = state()
+        #expect(retries.decide(retryAfter: nil, shuttingDown: true) == .stop(.notRetryable("the pool is shutting down")))
+    }
+
     @Test func noRetryPastTheDeadline() {
         var retries = RetryState(policy: RetryPolicy(), budget: UnlimitedRetryBudget(), idempotent: true, deadline: .now + .milliseconds(10))
         #expect(retries.decide(retryAfter: "1") == .stop(.deadline))

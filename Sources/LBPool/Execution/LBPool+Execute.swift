@@ -108,7 +108,7 @@ extension LBPool {
                     if policy.retryableStatuses.contains(response.status.code) {
                         let decision: RetryState.Decision = body?.isReplayable == false
                             ? .stop(.notRetryable("the streamed request body was already read"))
-                            : retries.decide(retryAfter: response.headerFields[.retryAfter])
+                            : retries.decide(retryAfter: response.headerFields[.retryAfter], shuttingDown: isShuttingDown)
                         switch decision {
                         case .retry(let delay):
                             // Not handed to the caller: the stream closes unread.
@@ -151,7 +151,7 @@ extension LBPool {
                     } else if !policy.retriesTransportFailures {
                         decision = .stop(.notRetryable("the retry policy does not retry transport failures"))
                     } else {
-                        decision = retries.decide(retryAfter: nil)
+                        decision = retries.decide(retryAfter: nil, shuttingDown: isShuttingDown)
                     }
                     switch decision {
                     case .retry(let delay):
@@ -185,6 +185,10 @@ extension LBPool {
             Response(head: response.head, body: try await response.body.collect(upTo: limit), servedBy: response.servedBy,
                      attempts: response.attempts, retryStop: response.retryStop)
         }
+    }
+
+    private var isShuttingDown: Bool {
+        balancer.pickerState.current().snapshot.isShuttingDown
     }
 
     /// Picks a ready subconnection with a free stream and reserves that stream, waiting for one

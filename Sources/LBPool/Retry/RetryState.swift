@@ -22,7 +22,11 @@ struct RetryState {
 
     /// After a failed attempt (retryable status or transport failure): retry, or why not.
     /// Withdraws from the budget only when the answer is to retry.
-    mutating func decide(retryAfter: String?, now: ContinuousClock.Instant = .now, random: Double = .random(in: 0...1)) -> Decision {
+    mutating func decide(
+        retryAfter: String?, shuttingDown: Bool = false,
+        now: ContinuousClock.Instant = .now, random: Double = .random(in: 0...1)
+    ) -> Decision {
+        guard !shuttingDown else { return .stop(.notRetryable("the pool is shutting down")) }
         guard idempotent else {
             return .stop(.notRetryable("the method is not idempotent and the request is not marked idempotent"))
         }
