@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -33,7 +34,7 @@ public final class LBPool: Service, Sendable {
     /// The budget every retry of this pool draws from.
     public let retryBudget: any RetryBudget
     private let resolver: any Resolver
-    private let logger: Logger
+    let logger: Logger
 
     /// Creates a pool; nothing is dialled until ``run()``.
     ///
@@ -45,13 +46,16 @@ public final class LBPool: Service, Sendable {
     ///   - resolver: Replaces the resolver chosen from the target.
     ///   - picker: Chooses the endpoint per request. Default: ``RoundRobinPicker``.
     ///   - logger: Where the pool logs. Default: a logger labelled `lbpool`.
+    ///   - metrics: Where the pool records its metrics (see the Observability article). Default:
+    ///     `nil`, meaning `MetricsSystem.factory` as the application bootstrapped it.
     /// - Throws: ``LBPoolConfigurationError`` naming the bad value.
     public init(
         target: String,
         configuration: Configuration = .init(),
         resolver: (any Resolver)? = nil,
         picker: any Picker = RoundRobinPicker(),
-        logger: Logger = Logger(label: "lbpool")
+        logger: Logger = Logger(label: "lbpool"),
+        metrics: (any MetricsFactory)? = nil
     ) throws(LBPoolConfigurationError) {
         let target = try Target(parsing: target)
         try configuration.validate()
@@ -96,6 +100,7 @@ public final class LBPool: Service, Sendable {
             },
             settings: settings,
             backoff: configuration.reconnectBackoff,
+            metrics: PoolMetrics(factory: metrics ?? MetricsSystem.factory),
             logger: logger
         )
     }

@@ -37,8 +37,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
     let pickerState = PickerState()
     let refreshRequests = RefreshRequests()
     let events = EventBroadcaster()
+    let metrics: PoolMetrics
 
-    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, settings: ConnectionSettings, backoff: ReconnectBackoff, logger: Logger) {
+    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, settings: ConnectionSettings, backoff: ReconnectBackoff,
+         metrics: PoolMetrics, logger: Logger) {
+        self.metrics = metrics
         self.state = Mutex(State(machine: BalancerStateMachine(
             minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil)))
         self.rotation = rotation
@@ -89,6 +92,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
         apply { $0.shutDown() }
     }
 
+    /// Reads the state machine and the live subconnections under the lock.
+    func withState<Result>(_ body: (BalancerStateMachine, [SubconnectionID: Subconnection]) -> Result) -> Result {
+        state.withLock { body($0.machine, $0.subconnections) }
+    }
+
     /// Called from the request path when the chosen endpoint's connections are all at their
     /// stream limit.
     func connectionsFull(_ address: ResolvedAddress) {
@@ -106,8 +114,16 @@ final class Balancer: SubconnectionDelegate, Sendable {
         case .closed(let reason, wasReady: false):
             pickerState.update { $0.lastConnectionError = reason }
             refreshRequests.request()
-        case .draining(.goAway):
+        case .draining(.goAway(let code, let lastStreamID, _)):
+            logger.info("GOAWAY: draining", metadata: [
+                "address": "\(address)", "subconnection": "\(id)",
+                "code": "\(HTTP2ErrorCodeName(code))", "last_stream_id": "\(lastStreamID)",
+            ])
+            metrics.goAway(code: code)
             refreshRequests.request()
+        case .draining(.lifetimeExpired):
+            logger.debug("rotation: draining after its replacement is ready", metadata: ["address": "\(address)", "subconnection": "\(id)"])
+            metrics.rotations.increment()
         default:
             break
         }
@@ -117,6 +133,9 @@ final class Balancer: SubconnectionDelegate, Sendable {
     }
 
     private func resolved(_ update: ResolverUpdate) {
+        metrics.dnsRefreshes.increment()
+        metrics.addresses.record(update.addresses.count)
+        if update.error != nil { metrics.dnsFailures.increment() }
         if let error = update.error {
             logger.warning("resolution: \(error)", metadata: ["addresses": "\(update.addresses.count)"])
         } else {
@@ -132,6 +151,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         var emitted: [PoolEvent] = []
         var snapshot: ReadyEndpoints?
         var finished = false
+        var counts: [ResolvedAddress: PoolMetrics.ConnectionCounts] = [:]
         state.withLock { state in
             if let closed { state.subconnections[closed] = nil }
             for action in transition(&state.machine) {
@@ -159,7 +179,12 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     finished = true
                 }
             }
+            for (address, endpoint) in state.machine.endpoints {
+                let states = endpoint.subconnections.values
+                counts[address] = (states.count { $0 == .connecting }, states.count { $0.isServing }, states.count { $0 == .draining })
+            }
         }
+        metrics.connections(counts)
         for event in emitted { events.emit(event) }
         for (subconnection, reason) in drains { subconnection.drain(reason) }
         for item in work { workContinuation.yield(item) }

@@ -73,6 +73,7 @@ final class Subconnection: Sendable {
 
     let id: SubconnectionID
     let address: ResolvedAddress
+    let createdAt = ContinuousClock.now
     let shared = SubconnectionShared()
     private let phase = Mutex<Phase>(.idle)
 

@@ -1,5 +1,6 @@
 import HTTPTypes
 import NIOCore
+import NIOHPACK
 
 extension LBPool {
     /// A response whose body is read as it arrives.
@@ -92,6 +93,32 @@ extension LBPool {
             deadline: deadline
         )
         retryBudget.deposit()
+        let metrics = balancer.metrics
+        do {
+            let result = try await attempts(
+                head: head, body: body, timeout: timeout, deadline: deadline, nioDeadline: nioDeadline,
+                policy: policy, retries: &retries, handle
+            )
+            metrics.succeeded.increment()
+            return result
+        } catch {
+            metrics.failed.increment()
+            throw error
+        }
+    }
+
+    /// The attempts of one request, until one produces a response or no further one is allowed.
+    private func attempts<Result>(
+        head: HPACKHeaders,
+        body: RequestBody?,
+        timeout: Duration,
+        deadline: ContinuousClock.Instant,
+        nioDeadline: NIODeadline,
+        policy: RetryPolicy,
+        retries: inout RetryState,
+        _ handle: (StreamingResponse) async throws -> Result
+    ) async throws -> Result {
+        let metrics = balancer.metrics
         var transparentRetries = 0
         var avoid: ResolvedAddress?
         while true {
@@ -117,6 +144,7 @@ extension LBPool {
                             return nil
                         case .stop(let reason):
                             stop = reason
+                            if reason == .budgetExhausted { noteBudgetExhausted(subconnection.address) }
                         }
                     }
                     retryBudget.record(success: stop == nil)
@@ -133,6 +161,7 @@ extension LBPool {
                                       address: failure.address, underlying: failure.underlying)
                 case .unprocessed where transparentRetries < configuration.maxTransparentRetries:
                     transparentRetries += 1
+                    metrics.transparentRetries.increment()
                     avoid = failure.address
                     continue
                 case .unprocessed:
@@ -155,16 +184,19 @@ extension LBPool {
                     }
                     switch decision {
                     case .retry(let delay):
+                        metrics.retries.increment()
                         try await Task.sleep(for: delay)
                         avoid = failure.address
                         continue
                     case .stop(let stop):
+                        if stop == .budgetExhausted { noteBudgetExhausted(failure.address) }
                         throw LBPoolError(.requestFailed, "request failed after it was sent" + reason + "; \(stop)",
                                           address: failure.address, underlying: failure.underlying)
                     }
                 }
             }
             // A retryable status, and the policy and budget allow another attempt.
+            metrics.retries.increment()
             if case .some(.some(let delay)) = retryAfterStatus {
                 try await Task.sleep(for: delay)
             }
@@ -187,6 +219,11 @@ extension LBPool {
         }
     }
 
+    private func noteBudgetExhausted(_ address: ResolvedAddress) {
+        balancer.metrics.budgetExhausted.increment()
+        logger.notice("retry budget exhausted: not retrying", metadata: ["target": "\(target)", "address": "\(address)"])
+    }
+
     private var isShuttingDown: Bool {
         balancer.pickerState.current().snapshot.isShuttingDown
     }
@@ -205,6 +242,7 @@ extension LBPool {
                 if let avoiding, endpoints.count > 1, endpoints.storage[index].address == avoiding {
                     index = picker.pick(from: endpoints)
                 }
+                balancer.metrics.picks.increment()
                 if let subconnection = endpoints.storage[index].leastLoadedSubconnection() {
                     if subconnection.shared.tryReserve() { return subconnection }
                     // Every connection of this address has all the streams its server allows:
@@ -231,7 +269,9 @@ extension LBPool {
                 if let connectionError = snapshot.lastConnectionError { message += "; last dial: \(connectionError)" }
                 throw LBPoolError(.deadlineExceeded, message)
             }
+            balancer.metrics.pendingRequests.increment()
             await balancer.pickerState.waitForChange(after: version, until: deadline)
+            balancer.metrics.pendingRequests.decrement()
             try Task.checkCancellation()
         }
     }

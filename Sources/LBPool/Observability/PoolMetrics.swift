@@ -1,0 +1,92 @@
+import CoreMetrics
+import Synchronization
+
+/// The pool's metrics, on the factory the pool was given (the library never bootstraps
+/// swift-metrics). Labels start with `lbpool_`; per-address metrics carry an `address` dimension
+/// and are destroyed when the address leaves the resolved set.
+///
+/// | label | kind | dimensions |
+/// |---|---|---|
+/// | `lbpool_connections` | gauge | `address`, `state` (connecting, ready, draining) |
+/// | `lbpool_addresses` | gauge | |
+/// | `lbpool_pending_requests` | meter | (waiting for a ready connection or a free stream) |
+/// | `lbpool_picks_total` | counter | |
+/// | `lbpool_requests_total` | counter | `outcome` (success, failure) |
+/// | `lbpool_goaways_total` | counter | `code` |
+/// | `lbpool_rotations_total` | counter | |
+/// | `lbpool_transparent_retries_total` | counter | |
+/// | `lbpool_retries_total` | counter | |
+/// | `lbpool_retry_budget_exhausted_total` | counter | |
+/// | `lbpool_dns_refreshes_total` / `lbpool_dns_failures_total` | counter | |
+final class PoolMetrics: Sendable {
+    typealias ConnectionCounts = (connecting: Int, ready: Int, draining: Int)
+
+    private let factory: any MetricsFactory
+    let picks: Counter
+    let succeeded: Counter
+    let failed: Counter
+    let transparentRetries: Counter
+    let retries: Counter
+    let budgetExhausted: Counter
+    let rotations: Counter
+    let dnsRefreshes: Counter
+    let dnsFailures: Counter
+    let addresses: Gauge
+    let pendingRequests: Meter
+    private let connectionGauges = Mutex<[ResolvedAddress: [Gauge]]>([:])
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        picks = Counter(label: "lbpool_picks_total", factory: factory)
+        succeeded = Counter(label: "lbpool_requests_total", dimensions: [("outcome", "success")], factory: factory)
+        failed = Counter(label: "lbpool_requests_total", dimensions: [("outcome", "failure")], factory: factory)
+        transparentRetries = Counter(label: "lbpool_transparent_retries_total", factory: factory)
+        retries = Counter(label: "lbpool_retries_total", factory: factory)
+        budgetExhausted = Counter(label: "lbpool_retry_budget_exhausted_total", factory: factory)
+        rotations = Counter(label: "lbpool_rotations_total", factory: factory)
+        dnsRefreshes = Counter(label: "lbpool_dns_refreshes_total", factory: factory)
+        dnsFailures = Counter(label: "lbpool_dns_failures_total", factory: factory)
+        addresses = Gauge(label: "lbpool_addresses", factory: factory)
+        pendingRequests = Meter(label: "lbpool_pending_requests", factory: factory)
+    }
+
+    func goAway(code: UInt32) {
+        let name = String(describing: HTTP2ErrorCodeName(code))
+        Counter(label: "lbpool_goaways_total", dimensions: [("code", name)], factory: factory).increment()
+    }
+
+    /// Records the connections per address and state; destroys the gauges of addresses gone.
+    func connections(_ counts: [ResolvedAddress: ConnectionCounts]) {
+        let (update, destroyed) = connectionGauges.withLock { gauges -> ([(Gauge, Int)], [Gauge]) in
+            var destroyed: [Gauge] = []
+            for (address, old) in gauges where counts[address] == nil {
+                destroyed += old
+                gauges[address] = nil
+            }
+            var update: [(Gauge, Int)] = []
+            for (address, count) in counts {
+                let trio = gauges[address] ?? ["connecting", "ready", "draining"].map { state in
+                    Gauge(label: "lbpool_connections", dimensions: [("address", address.description), ("state", state)], factory: factory)
+                }
+                gauges[address] = trio
+                update += [(trio[0], count.connecting), (trio[1], count.ready), (trio[2], count.draining)]
+            }
+            return (update, destroyed)
+        }
+        for gauge in destroyed { gauge.destroy() }
+        for (gauge, value) in update { gauge.record(value) }
+    }
+}
+
+/// The RFC 9113 name of an HTTP/2 error code, for metric dimensions.
+struct HTTP2ErrorCodeName: CustomStringConvertible {
+    let code: UInt32
+    init(_ code: UInt32) { self.code = code }
+
+    var description: String {
+        let names = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+                     "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",
+                     "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"]
+        return code < names.count ? names[Int(code)] : "0x" + String(code, radix: 16)
+    }
+}

@@ -1,0 +1,78 @@
+/// The pool's state at one moment, for debugging endpoints and logs.
+public struct PoolSnapshot: Sendable, CustomStringConvertible {
+    public struct Connection: Sendable {
+        public enum State: String, Sendable {
+            case connecting, ready, rotating, draining
+        }
+
+        public var id: SubconnectionID
+        public var state: State
+        /// Time since the connection was dialled.
+        public var age: Duration
+        /// Requests in flight on it.
+        public var inFlight: Int
+    }
+
+    public struct Address: Sendable {
+        public var address: ResolvedAddress
+        public var connections: [Connection]
+    }
+
+    /// Every address of the latest resolution, sorted, with its connections (oldest first).
+    public var addresses: [Address]
+    /// The error of the latest lookup, if it failed.
+    public var resolutionError: ResolverError?
+    public var isShuttingDown: Bool
+
+    public var description: String {
+        var lines: [String] = []
+        if isShuttingDown { lines.append("shutting down") }
+        if let resolutionError { lines.append("resolution: \(resolutionError)") }
+        for address in addresses {
+            lines.append("\(address.address)")
+            for connection in address.connections {
+                lines.append("  \(connection.id) \(connection.state.rawValue) age \(connection.age) in flight \(connection.inFlight)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension LBPool {
+    /// The current addresses and connections.
+    public func snapshot() -> PoolSnapshot {
+        let picker = balancer.pickerState.current().snapshot
+        return PoolSnapshot(
+            addresses: balancer.connectionSnapshot(now: .now),
+            resolutionError: picker.resolution?.error,
+            isShuttingDown: picker.isShuttingDown
+        )
+    }
+}
+
+extension Balancer {
+    func connectionSnapshot(now: ContinuousClock.Instant) -> [PoolSnapshot.Address] {
+        withState { machine, subconnections in
+            machine.endpoints.map { address, endpoint in
+                let connections = endpoint.subconnections.sorted { $0.key < $1.key }.map { id, state in
+                    let subconnection = subconnections[id]
+                    let snapshotState: PoolSnapshot.Connection.State
+                    switch state {
+                    case .connecting: snapshotState = .connecting
+                    case .ready: snapshotState = .ready
+                    case .rotating: snapshotState = .rotating
+                    case .draining: snapshotState = .draining
+                    }
+                    return PoolSnapshot.Connection(
+                        id: id,
+                        state: snapshotState,
+                        age: subconnection.map { now - $0.createdAt } ?? .zero,
+                        inFlight: subconnection?.shared.inFlight.load(ordering: .relaxed) ?? 0
+                    )
+                }
+                return PoolSnapshot.Address(address: address, connections: connections)
+            }
+            .sorted { ($0.address.ip, $0.address.port) < ($1.address.ip, $1.address.port) }
+        }
+    }
+}

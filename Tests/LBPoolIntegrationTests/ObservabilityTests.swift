@@ -1,0 +1,102 @@
+import HTTPTypes
+import LBPool
+import MetricsTestKit
+import Testing
+
+/// Logs and metrics for a GOAWAY, a rotation and a DNS change, against nginx and dnsmasq.
+@Suite(.serialized) struct ObservabilityTests {
+    static let name = "api.demo.svc.cluster.local"
+
+    func fleet(_ ips: [String], keepaliveRequests: Int = 1_000_000, ttl: Int = 5) async throws -> ([NginxBackend], DNSServer, Int) {
+        let port = try freePort(alsoOn: ips + ["127.0.0.4"])
+        var backends: [NginxBackend] = []
+        for ip in ips {
+            let backend = try NginxBackend(ip: ip, port: port, keepaliveRequests: keepaliveRequests)
+            try await backend.start()
+            backends.append(backend)
+        }
+        let dns = try DNSServer(ttl: ttl)
+        try dns.setRecords([Self.name: ips])
+        try await dns.start()
+        return (backends, dns, port)
+    }
+
+    @Test func goAwayIsLoggedAndCounted() async throws {
+        let (backends, dns, port) = try await fleet(["127.0.0.2"], keepaliveRequests: 5)
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let records = LogRecords()
+        let metrics = TestMetrics()
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
+                              logger: records.logger(), metrics: metrics)
+        try await withRunningPool(pool) { pool in
+            for number in 0..<12 { _ = try await pool.execute(get(id: "goaway-\(number)")) }
+        }
+        let goAways = records.all.filter { $0.message == "GOAWAY: draining" }
+        #expect(goAways.count >= 2)
+        #expect(goAways.allSatisfy { $0.metadata["code"] == "NO_ERROR" && $0.metadata["last_stream_id"] == "9" && $0.metadata["address"] == "127.0.0.2:\(port)" },
+                "\(goAways.map(\.metadata))")
+        #expect(try metrics.expectCounter("lbpool_goaways_total", [("code", "NO_ERROR")]).totalValue >= 2)
+        #expect(try metrics.expectCounter("lbpool_requests_total", [("outcome", "success")]).totalValue == 12)
+        #expect(try metrics.expectCounter("lbpool_picks_total").totalValue >= 12)
+        #expect(records.all.contains { $0.message.hasPrefix("subconnection ready") && $0.metadata["subconnection"] != nil })
+    }
+
+    @Test func rotationIsLoggedAndCounted() async throws {
+        let (backends, dns, port) = try await fleet(["127.0.0.2"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let records = LogRecords()
+        let metrics = TestMetrics()
+        var configuration = testConfiguration(dns: dns)
+        configuration.maxConnectionLifetime = .milliseconds(300)
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration,
+                              logger: records.logger(), metrics: metrics)
+        let events = pool.events()
+        try await withRunningPool(pool) { _ in
+            var rotations = 0
+            for await event in events where event.kind == .draining(.lifetimeExpired) {
+                rotations += 1
+                if rotations == 2 { break }
+            }
+        }
+        #expect(try metrics.expectCounter("lbpool_rotations_total").totalValue >= 2)
+        #expect(records.all.filter { $0.message.hasPrefix("rotation") }.count >= 2)
+    }
+
+    @Test func dnsChangesUpdateTheAddressMetricsAndDestroyRemovedOnes() async throws {
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: 1)
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let added = try NginxBackend(ip: "127.0.0.4", port: port)
+        defer { withExtendedLifetime(added) {} }
+        try await added.start()
+        let records = LogRecords()
+        let metrics = TestMetrics()
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
+                              logger: records.logger(), metrics: metrics)
+        let events = pool.events()
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
+            #expect(try metrics.expectGauge("lbpool_addresses").lastValue == 2)
+            let ready = try metrics.expectGauge("lbpool_connections", [("address", "127.0.0.2:\(port)"), ("state", "ready")])
+            #expect(ready.lastValue == 1)
+
+            try dns.setRecords([Self.name: ["127.0.0.3", "127.0.0.4"]])
+            dns.reload()
+            var seen: Set<String> = []
+            for await event in events {
+                if event.kind == .ready, event.address.ip == "127.0.0.4" { seen.insert("added ready") }
+                if event.kind == .closed(.addressRemoved) { seen.insert("removed closed") }
+                if seen.count == 2 { break }
+            }
+            let snapshot = pool.snapshot()
+            #expect(snapshot.addresses.map(\.address.ip) == ["127.0.0.3", "127.0.0.4"], "\(snapshot)")
+            #expect(snapshot.addresses.allSatisfy { $0.connections.contains { $0.state == .ready } }, "\(snapshot)")
+        }
+        #expect(try metrics.expectGauge("lbpool_addresses").values.contains(2))
+        #expect(try metrics.expectGauge("lbpool_connections", [("address", "127.0.0.4:\(port)"), ("state", "ready")]).values.contains(1))
+        #expect(throws: (any Error).self, "the removed address's gauges are destroyed") {
+            try metrics.expectGauge("lbpool_connections", [("address", "127.0.0.2:\(port)"), ("state", "ready")])
+        }
+        #expect(try metrics.expectCounter("lbpool_dns_refreshes_total").totalValue >= 2)
+        #expect(records.all.contains { $0.message == "resolved" && $0.metadata["addresses"]?.contains("127.0.0.4") == true })
+    }
+}
