@@ -1,7 +1,10 @@
 import HTTPTypes
 import LBPool
+import Logging
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -38,16 +41,35 @@ struct RoundRobinClient {
             tls.trustRoots = .file(caFile)
             configuration.tls = tls
         }
+        var logger = Logger(label: "RoundRobinClient") { label in StreamLogHandler.standardError(label: label) }
+        logger.logLevel = .warning
         let pool: LBPool
         do {
-            pool = try LBPool(target: options.target, configuration: configuration)
+            pool = try LBPool(target: options.target, configuration: configuration, logger: logger)
         } catch {
             printError("error: \(error)")
             printError(Options.usage)
             exit(2)
         }
 
-        let (stats, elapsed) = await run(pool: pool, options: options)
+        // SIGTERM or SIGINT: stop issuing requests, let those in flight finish, drain the pool,
+        // print the summary. The load stops first (services stop in reverse order).
+        let load = LoadRun(pool: pool, options: options)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: pool),
+                .init(service: load, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        do {
+            try await group.run()
+        } catch {
+            printError("error: \(error)")
+            exit(1)
+        }
+        let (stats, elapsed) = load.result
         if options.json {
             print(stats.json(elapsedSeconds: elapsed.seconds))
         } else {
@@ -56,42 +78,55 @@ struct RoundRobinClient {
         exit(stats.failed == 0 ? 0 : 1)
     }
 
-    static func run(pool: LBPool, options: Options) async -> (Stats, Duration) {
+}
+
+/// The requests of one run, as a service: it ends when the run is complete or on graceful
+/// shutdown, after the requests in flight finished.
+final class LoadRun: Service, Sendable {
+    let pool: LBPool
+    let options: Options
+    private let outcome = Mutex<(Stats, Duration)>((Stats(), .zero))
+
+    init(pool: LBPool, options: Options) {
+        self.pool = pool
+        self.options = options
+    }
+
+    var result: (Stats, Duration) { outcome.withLock { $0 } }
+
+    func run() async throws {
         let clock = ContinuousClock()
-        var start = clock.now
         let runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let stats = await withTaskGroup(of: Stats.self) { group in
-            group.addTask {
-                try? await pool.run()
-                return Stats()
-            }
+        let pool = pool, options = options
+        await withDiscardingTaskGroup { group in
             if options.events {
                 let events = pool.events()
                 group.addTask {
                     for await event in events { printError("event: \(event)") }
-                    return Stats()
                 }
             }
             // Warm up: an even split needs every address ready before the first request.
             // Requests would wait for a ready address anyway, so a timeout here is no failure.
             try? await pool.waitUntilReady(timeout: .seconds(5))
-            start = clock.now
+            let start = clock.now
             let tickets = Tickets(limit: options.limit, start: start)
-            let workers = await withTaskGroup(of: Stats.self) { workers in
-                for _ in 0..<options.concurrency {
-                    workers.addTask {
-                        await worker(pool: pool, options: options, runID: runID, tickets: tickets)
+            let stats = await withGracefulShutdownHandler {
+                await withTaskGroup(of: Stats.self) { workers in
+                    for _ in 0..<options.concurrency {
+                        workers.addTask {
+                            await Self.worker(pool: pool, options: options, runID: runID, tickets: tickets)
+                        }
                     }
+                    var merged = Stats()
+                    for await stats in workers { merged.merge(stats) }
+                    return merged
                 }
-                var merged = Stats()
-                for await stats in workers { merged.merge(stats) }
-                return merged
+            } onGracefulShutdown: {
+                tickets.stop()
             }
-            pool.shutDown()
-            for await _ in group {}
-            return workers
+            outcome.withLock { $0 = (stats, clock.now - start) }
+            group.cancelAll()
         }
-        return (stats, clock.now - start)
     }
 
     static func worker(pool: LBPool, options: Options, runID: String, tickets: Tickets) async -> Stats {

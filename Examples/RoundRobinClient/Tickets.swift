@@ -3,6 +3,7 @@ import Synchronization
 /// Hands out request numbers to the workers until the request count or the duration runs out.
 final class Tickets: Sendable {
     private let issued = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
     private let limit: Options.Limit
     private let start: ContinuousClock.Instant
 
@@ -11,7 +12,13 @@ final class Tickets: Sendable {
         self.start = start
     }
 
+    /// No more tickets from now on.
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+    }
+
     func next() -> Int? {
+        guard !stopped.load(ordering: .relaxed) else { return nil }
         switch limit {
         case .requests(let count):
             let number = issued.wrappingAdd(1, ordering: .relaxed).newValue
