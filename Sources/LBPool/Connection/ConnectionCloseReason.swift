@@ -1,5 +1,3 @@
-import NIOHTTP2
-
 /// Why a connection stopped taking new requests.
 public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     /// The server sent GOAWAY.
@@ -18,7 +16,7 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .goAway(let code, let lastStreamID, let debugData):
-            let name = String(describing: HTTP2ErrorCode(networkCode: Int(code)))
+            let name = HTTP2ErrorCodeName(code).description
             return "GOAWAY \(name) last-stream-id \(lastStreamID)" + (debugData.isEmpty ? "" : " (\(debugData))")
         case .lifetimeExpired: return "maximum connection lifetime reached"
         case .addressRemoved: return "address removed from DNS"

@@ -120,15 +120,22 @@ final class ChildProcess: @unchecked Sendable {
     let pid: pid_t
     let name: String
     private var exited = false
+    /// The exit code once the process exited normally; nil while running or if killed.
+    private(set) var exitCode: Int32?
 
-    init(name: String, path: String, arguments: [String], log: URL) throws {
+    /// Starts `path`; standard error goes to `log`, standard output to `output` (or `log`).
+    init(name: String, path: String, arguments: [String], log: URL, output: URL? = nil) throws {
         self.name = name
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 2, log.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        }
         // Threads of the test runner block signals, and a spawned child inherits the mask:
         // reset it, and every handler, so that the child can be stopped with a signal.
         var attributes = posix_spawnattr_t()
@@ -153,7 +160,7 @@ final class ChildProcess: @unchecked Sendable {
     var isRunning: Bool {
         guard !exited else { return false }
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
+        if waitpid(pid, &status, WNOHANG) == pid { reaped(status) }
         return !exited
     }
 
@@ -190,7 +197,13 @@ final class ChildProcess: @unchecked Sendable {
         guard !exited else { return }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        reaped(status)
+    }
+
+    private func reaped(_ status: Int32) {
         exited = true
+        // WIFEXITED / WEXITSTATUS, which Swift does not import.
+        if status & 0x7f == 0 { exitCode = (status >> 8) & 0xff }
     }
 
     deinit {

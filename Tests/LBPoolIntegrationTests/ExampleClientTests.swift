@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+/// The example client as a user runs it: against real nginx and dnsmasq, stopped with SIGTERM.
+@Suite(.serialized) struct ExampleClientTests {
+    static let name = "api.demo.svc.cluster.local"
+
+    /// The example binary, built next to the test bundle by `swift build --build-tests`.
+    func clientPath() throws -> String {
+        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let path = folder.appendingPathComponent("RoundRobinClient").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw SetupError(description: "\(path) is missing: build it with `swift build --build-tests` (make test does)")
+        }
+        return path
+    }
+
+    @Test func sigtermStopsCleanlyAndEventsShowTheGracefulRestart() async throws {
+        let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        let port = try freePort(alsoOn: ips)
+        var backends: [NginxBackend] = []
+        for ip in ips {
+            let backend = try NginxBackend(ip: ip, port: port)
+            try await backend.start()
+            backends.append(backend)
+        }
+        let dns = try DNSServer(ttl: 5)
+        try dns.setRecords([Self.name: ips])
+        try await dns.start()
+        defer { withExtendedLifetime((backends, dns)) {} }
+
+        let folder = try makeWorkFolder("client")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("stdout.json")
+        let errors = folder.appendingPathComponent("stderr.log")
+        let client = try ChildProcess(
+            name: "RoundRobinClient", path: try clientPath(),
+            arguments: ["http://\(Self.name):\(port)/", "--duration", "60", "--concurrency", "8",
+                        "--dns-server", dns.address, "--events", "--json"],
+            log: errors, output: output
+        )
+        func served() throws -> Int { try backends.reduce(0) { $0 + (try $1.accessLog().count) } }
+        try await waitFor("traffic from the client") { try served() > 200 }
+
+        // A graceful restart of one pod while the client runs.
+        let restarted = backends[1]
+        await restarted.quit()
+        try await restarted.start()
+        let before = try served()
+        try await waitFor("traffic after the restart") { try served() > before + 200 }
+
+        let stopAt = ContinuousClock.now
+        client.signal(SIGTERM)
+        try await waitFor("the client to exit", timeout: .seconds(10)) { !client.isRunning }
+        let stopTime = ContinuousClock.now - stopAt
+        #expect(stopTime < .seconds(5), "exited \(stopTime) after SIGTERM")
+        #expect(client.exitCode == 0)
+
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: Any]
+        let requests = summary?["requests"] as? Int ?? 0
+        #expect(summary?["failed"] as? Int == 0, "\(String(describing: summary))")
+        #expect(requests > 400)
+        #expect(requests == (summary?["succeeded"] as? Int), "every request issued finished")
+
+        let events = try String(contentsOf: errors, encoding: .utf8)
+        #expect(events.contains("event: \(restarted.ip):\(port) #"), "\(events.prefix(500))")
+        #expect(events.split(separator: "\n").contains { $0.hasPrefix("event: \(restarted.ip):\(port) #") && $0.contains("draining: GOAWAY NO_ERROR") },
+                "no draining line for the restarted address")
+    }
+}
