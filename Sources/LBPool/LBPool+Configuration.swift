@@ -58,7 +58,7 @@ extension LBPool {
         /// this pool's own (20% of requests + 10 retries/s over 10 s). Give several pools the
         /// same instance to share one budget; ``UnlimitedRetryBudget`` turns it off.
         public var retryBudget: (any RetryBudget)?
-        /// Largest body ``LBPool/execute(_:body:timeout:)`` collects. Default: 16 MiB.
+        /// Largest body ``LBPool/execute(_:body:timeout:options:)`` collects. Default: 16 MiB.
         public var maxCollectedBodyBytes: Int = 16 << 20
         /// Backoff between dials of an address whose connections keep failing.
         /// Default: 1 s × 1.6 up to 120 s, ±20% jitter.
