@@ -4,7 +4,7 @@ SHELL := /bin/bash
 APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client iproute2 openssl
 SWIFT ?= swift
 
-.PHONY: all build deps test unit integration demo clean
+.PHONY: all build deps test unit integration demo docs clean
 
 all: build
 
@@ -40,6 +40,14 @@ integration: deps
 demo: deps
 	$(SWIFT) build --product RoundRobinClient
 	bash scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/RoundRobinClient"
+
+# Checks the DocC catalog against the public API (no warnings allowed) and writes it to .build/docs.
+docs: build
+	$(SWIFT) package dump-symbol-graph >/dev/null
+	rm -rf .build/docs-symbols && mkdir -p .build/docs-symbols
+	cp "$$($(SWIFT) build --show-bin-path)/../symbolgraph/LBPool.symbols.json" .build/docs-symbols/
+	docc convert Sources/LBPool/LBPool.docc --additional-symbol-graph-dir .build/docs-symbols \
+	  --fallback-display-name LBPool --fallback-bundle-identifier org.swift-lbpool --output-path .build/docs --warnings-as-errors
 
 clean:
 	rm -rf .build

@@ -14,7 +14,7 @@ import Testing
         let events = pool.events()
         let (arrived, arrivedSink) = AsyncStream.makeStream(of: TestHTTP2Server.Request.self)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            let running = Task { try await group.run() }
             tasks.addTask { for await request in server.requests { arrivedSink.yield(request) } }
             try await pool.waitUntilReady(timeout: .seconds(5))
 
@@ -50,9 +50,10 @@ import Testing
                 #expect(body == "part one, part two")
                 #expect(reason == .poolShutdown)
             }
-            // run() returns once the drained connection closed.
+            // The group's run() — and so the pool's — returns by itself once the drained
+            // connection closed.
+            try await running.value
             tasks.cancelAll()
-            try await tasks.next()
             await server.close()
         }
     }
