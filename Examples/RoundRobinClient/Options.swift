@@ -22,6 +22,7 @@ struct Options {
     var events = false
     var maxAttempts: Int?
     var retryBudget = true
+    var picker = LBPool.PickerChoice.roundRobin
 
     static let usage = """
         usage: RoundRobinClient URL [--requests N | --duration SECONDS] [--concurrency C]
@@ -29,6 +30,7 @@ struct Options {
                                     [--method GET|POST|PUT|DELETE] [--body-bytes N]
                                     [--max-lifetime SECONDS] [--keepalive SECONDS] [--events]
                                     [--max-attempts N] [--no-retry-budget]
+                                    [--picker round-robin|random|p2c|least-loaded]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -68,6 +70,15 @@ struct Options {
             case "--events": options.events = true
             case "--max-attempts": options.maxAttempts = try positiveInt(argument)
             case "--no-retry-budget": options.retryBudget = false
+            case "--picker":
+                switch try value(argument) {
+                case "round-robin": options.picker = .roundRobin
+                case "random": options.picker = .random
+                case "p2c": options.picker = .powerOfTwoChoices
+                case "least-loaded": options.picker = .leastLoaded
+                case let other:
+                    throw UsageError(description: "--picker must be round-robin, random, p2c or least-loaded, got '\(other)'")
+                }
             case "--method":
                 let method = try value(argument).uppercased()
                 guard ["GET", "POST", "PUT", "DELETE"].contains(method) else {

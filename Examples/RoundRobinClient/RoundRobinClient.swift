@@ -31,6 +31,7 @@ struct RoundRobinClient {
             configuration.dns.nameServers = [dnsServer]
         }
         configuration.maxConnectionLifetime = options.maxLifetime
+        configuration.picker = options.picker
         if let maxAttempts = options.maxAttempts { configuration.retryPolicy.maxAttempts = maxAttempts }
         if !options.retryBudget { configuration.retryBudget = UnlimitedRetryBudget() }
         if let keepalive = options.keepalive {

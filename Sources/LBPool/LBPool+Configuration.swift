@@ -2,8 +2,35 @@ import NIOCore
 import NIOSSL
 
 extension LBPool {
+    /// The picker of a pool.
+    public enum PickerChoice: Sendable {
+        /// ``RoundRobinPicker``: each ready address in turn, from a random start.
+        case roundRobin
+        /// ``RandomPicker``.
+        case random
+        /// ``PowerOfTwoChoicesPicker``: the less loaded of two random addresses.
+        case powerOfTwoChoices
+        /// ``LeastLoadedPicker``: the address with the fewest requests in flight.
+        case leastLoaded
+        /// Your own ``Picker``.
+        case custom(any Picker)
+
+        func make() -> any Picker {
+            switch self {
+            case .roundRobin: return RoundRobinPicker()
+            case .random: return RandomPicker()
+            case .powerOfTwoChoices: return PowerOfTwoChoicesPicker()
+            case .leastLoaded: return LeastLoadedPicker()
+            case .custom(let picker): return picker
+            }
+        }
+    }
+
     /// Settings of a pool. Every default is stated next to its setting.
     public struct Configuration: Sendable {
+        /// How a request's address is chosen. Default: ``PickerChoice/roundRobin``.
+        public var picker: PickerChoice = .roundRobin
+
         /// Warm HTTP/2 connections kept to every resolved address, dialled as soon as ``LBPool/run()``
         /// starts and whenever an address appears. Default: 1 (HTTP/2 multiplexes).
         public var minConnections: Int = 1

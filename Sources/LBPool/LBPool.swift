@@ -44,7 +44,6 @@ public final class LBPool: Service, Sendable {
     ///     any other name is resolved with ``DNSResolver``.
     ///   - configuration: Settings, validated here.
     ///   - resolver: Replaces the resolver chosen from the target.
-    ///   - picker: Chooses the endpoint per request. Default: ``RoundRobinPicker``.
     ///   - logger: Where the pool logs. Default: a logger labelled `lbpool`.
     ///   - metrics: Where the pool records its metrics (see the Observability article). Default:
     ///     `nil`, meaning `MetricsSystem.factory` as the application bootstrapped it.
@@ -53,7 +52,6 @@ public final class LBPool: Service, Sendable {
         target: String,
         configuration: Configuration = .init(),
         resolver: (any Resolver)? = nil,
-        picker: any Picker = RoundRobinPicker(),
         logger: Logger = Logger(label: "lbpool"),
         metrics: (any MetricsFactory)? = nil
     ) throws(LBPoolConfigurationError) {
@@ -61,7 +59,7 @@ public final class LBPool: Service, Sendable {
         try configuration.validate()
         self.target = target
         self.configuration = configuration
-        self.picker = picker
+        self.picker = configuration.picker.make()
         self.logger = logger
         self.retryBudget = configuration.retryBudget ?? makeDefaultRetryBudget()
         if let resolver {

@@ -7,7 +7,8 @@ import Synchronization
 /// should be O(1), allocate nothing and take no contended lock. The chosen endpoint then sends
 /// the request on its least-loaded ready subconnection.
 public protocol Picker: Sendable {
-    /// Returns the index in `endpoints` (never empty) of the endpoint to use.
+    /// Returns the index in `endpoints` of the endpoint to use. The pool never calls it with no
+    /// endpoint; the pickers of this library answer 0 then.
     func pick(from endpoints: ReadyEndpoints) -> Int
 }
 
@@ -27,6 +28,7 @@ public final class RoundRobinPicker: Picker {
     }
 
     public func pick(from endpoints: ReadyEndpoints) -> Int {
+        guard !endpoints.isEmpty else { return 0 }
         let ticket = counter.wrappingAdd(1, ordering: .relaxed).oldValue
         return Int(ticket % UInt(endpoints.count))
     }

@@ -20,13 +20,20 @@ final class NginxBackend: @unchecked Sendable {
         var key: String
     }
 
-    init(ip: String, port: Int, keepaliveRequests: Int = 1_000_000, status: Int = 200, tls: TLS? = nil, extraServerConfig: String = "") throws {
+    /// - Parameters:
+    ///   - bodyBytes: Serve a body of this size at `/` instead of the address.
+    ///   - limitRate: nginx `limit_rate` for that body, e.g. `128k`: a slow pod.
+    init(ip: String, port: Int, keepaliveRequests: Int = 1_000_000, status: Int = 200, bodyBytes: Int? = nil,
+         limitRate: String? = nil, tls: TLS? = nil, extraServerConfig: String = "") throws {
         self.nginx = try requireTool("nginx", package: "nginx-light")
         self.ip = ip
         self.port = port
         self.folder = try makeWorkFolder("nginx-\(ip)")
         let dir = folder.path
         let listen = tls == nil ? "listen \(ip):\(port) http2;" : "listen \(ip):\(port) ssl http2;"
+        let rootLocation = bodyBytes == nil
+            ? "location / { return \(status) \"\(ip)\\n\"; }"
+            : "location / { default_type application/octet-stream; root \(dir); try_files /body.bin =404; \(limitRate.map { "limit_rate \($0);" } ?? "") }"
         let tlsConfig = tls.map { "ssl_certificate \($0.certificate);\n    ssl_certificate_key \($0.key);" } ?? ""
         let config = """
             worker_processes 1;
@@ -44,13 +51,16 @@ final class NginxBackend: @unchecked Sendable {
                 \(listen)
                 \(tlsConfig)
                 \(extraServerConfig)
-                location / { return \(status) "\(ip)\\n"; }
+                \(rootLocation)
                 location = /stream { alias \(dir)/stream.bin; limit_rate 256k; }
               }
             }
             """
         try config.write(to: folder.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
         try Data(repeating: UInt8(ascii: "s"), count: 2 << 20).write(to: folder.appendingPathComponent("stream.bin"))
+        if let bodyBytes {
+            try Data(repeating: UInt8(ascii: "b"), count: bodyBytes).write(to: folder.appendingPathComponent("body.bin"))
+        }
     }
 
     /// Starts nginx and returns once it accepts connections.

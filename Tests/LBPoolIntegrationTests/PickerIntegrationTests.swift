@@ -1,0 +1,59 @@
+import HTTPTypes
+import LBPool
+import Testing
+
+/// Pickers against real nginx backends, one of them slow.
+@Suite(.serialized) struct PickerIntegrationTests {
+    static let name = "api.demo.svc.cluster.local"
+    static let slow = "127.0.0.3"
+
+    /// Share of `requests` GETs at concurrency 32 that the slow backend served.
+    func slowShare(picker: LBPool.PickerChoice, requests: Int) async throws -> Double {
+        let ips = ["127.0.0.2", Self.slow, "127.0.0.4"]
+        let port = try freePort(alsoOn: ips)
+        var backends: [NginxBackend] = []
+        for ip in ips {
+            // 64 KiB each; the slow one at 128 KiB/s, half a second per response.
+            let backend = try NginxBackend(ip: ip, port: port, bodyBytes: 64 << 10, limitRate: ip == Self.slow ? "128k" : nil)
+            try await backend.start()
+            backends.append(backend)
+        }
+        let dns = try DNSServer(ttl: 30)
+        try dns.setRecords([Self.name: ips])
+        try await dns.start()
+        defer { withExtendedLifetime((backends, dns)) {} }
+        var configuration = testConfiguration(dns: dns)
+        configuration.picker = picker
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
+        let served = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
+            let next = TicketCounter()
+            return try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<32 {
+                    group.addTask {
+                        var served: [String] = []
+                        while next.take() < requests {
+                            let response = try await pool.execute(get(id: "slow"))
+                            #expect(response.body.readableBytes == 64 << 10)
+                            served.append(response.servedBy.ip)
+                        }
+                        return served
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        #expect(served.count == requests)
+        return Double(served.filter { $0 == Self.slow }.count) / Double(served.count)
+    }
+
+    @Test func powerOfTwoChoicesSendsLittleToASlowBackend() async throws {
+        let share = try await slowShare(picker: .powerOfTwoChoices, requests: 600)
+        #expect(share < 0.15, "the slow backend served \(share)")
+    }
+
+    @Test func roundRobinSendsTheSlowBackendAThird() async throws {
+        let share = try await slowShare(picker: .roundRobin, requests: 300)
+        #expect(abs(share - 1.0 / 3) < 0.05, "the slow backend served \(share)")
+    }
+}
