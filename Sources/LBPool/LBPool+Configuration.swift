@@ -58,6 +58,28 @@ extension LBPool {
         /// How long a draining connection (GOAWAY, rotation, address removed, shutdown) may keep
         /// its open streams before it is closed anyway. Also bounds graceful shutdown. Default: 30 s.
         public var drainTimeout: Duration = .seconds(30)
+        /// Passive health checking. Default: on, with ``OutlierDetection/init()``'s values;
+        /// `nil` turns it off.
+        public var outlierDetection: OutlierDetection? = OutlierDetection()
+
+        /// Takes an address whose requests keep failing out of the picker for a while.
+        public struct OutlierDetection: Sendable, Hashable {
+            /// Failures in a row that eject an address: connect failures, transport failures after
+            /// sending, and the statuses in ``failureStatuses``. Default: 5.
+            public var consecutiveFailures = 5
+            /// Response statuses that count as failures. Default: 502, 503, 504.
+            public var failureStatuses: Set<Int> = [502, 503, 504]
+            /// First ejection time; it doubles with each further ejection of the address. Default: 10 s.
+            public var baseEjectionTime: Duration = .seconds(10)
+            /// Longest ejection. Default: 5 min.
+            public var maxEjectionTime: Duration = .seconds(300)
+            /// Never eject so many that fewer than this share of the addresses stays in use.
+            /// Default: 0.5.
+            public var minAvailableShare = 0.5
+
+            public init() {}
+        }
+
         /// HTTP/2 PING keepalive. Default: `nil`, off.
         public var keepalive: Keepalive?
 
@@ -130,6 +152,19 @@ extension LBPool {
             if let keepalive {
                 try Validate.positive(keepalive.interval, "keepalive.interval")
                 try Validate.positive(keepalive.timeout, "keepalive.timeout")
+            }
+            if let outlierDetection {
+                guard outlierDetection.consecutiveFailures >= 1 else {
+                    throw .init(setting: "outlierDetection.consecutiveFailures", value: "\(outlierDetection.consecutiveFailures)", reason: "must be at least 1")
+                }
+                try Validate.positive(outlierDetection.baseEjectionTime, "outlierDetection.baseEjectionTime")
+                guard outlierDetection.maxEjectionTime >= outlierDetection.baseEjectionTime else {
+                    throw .init(setting: "outlierDetection.maxEjectionTime", value: "\(outlierDetection.maxEjectionTime)",
+                                reason: "must not be below outlierDetection.baseEjectionTime")
+                }
+                guard (0...1).contains(outlierDetection.minAvailableShare) else {
+                    throw .init(setting: "outlierDetection.minAvailableShare", value: "\(outlierDetection.minAvailableShare)", reason: "must be in 0...1")
+                }
             }
             try retryPolicy.validate()
             try reconnectBackoff.validate()

@@ -96,6 +96,7 @@ public final class LBPool: Service, Sendable {
             rotation: configuration.maxConnectionLifetime.map {
                 Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
             },
+            outlierDetection: configuration.outlierDetection,
             settings: settings,
             backoff: configuration.reconnectBackoff,
             metrics: PoolMetrics(factory: metrics ?? MetricsSystem.factory),

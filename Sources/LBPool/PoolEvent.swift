@@ -13,6 +13,12 @@ public struct PoolEvent: Sendable, Equatable, CustomStringConvertible {
         case draining(ConnectionCloseReason)
         /// The connection is closed.
         case closed(ConnectionCloseReason)
+        /// The address failed too often and takes no requests for this long.
+        case ejected(for: Duration)
+        /// The ejection ended: the next request is the address's probe.
+        case probing
+        /// The probe succeeded: the address is healthy again.
+        case recovered
     }
 
     public var kind: Kind
@@ -37,6 +43,9 @@ public struct PoolEvent: Sendable, Equatable, CustomStringConvertible {
         case .ready: return "\(address)\(connection) ready"
         case .draining(let reason): return "\(address)\(connection) draining: \(reason)"
         case .closed(let reason): return "\(address)\(connection) closed: \(reason)"
+        case .ejected(let duration): return "\(address) ejected for \(duration)"
+        case .probing: return "\(address) probing"
+        case .recovered: return "\(address) recovered"
         }
     }
 }

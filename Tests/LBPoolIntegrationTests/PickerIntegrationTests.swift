@@ -57,3 +57,47 @@ import Testing
         #expect(abs(share - 1.0 / 3) < 0.05, "the slow backend served \(share)")
     }
 }
+
+/// Passive health against a backend that crashes and comes back.
+@Suite(.serialized) struct OutlierIntegrationTests {
+    static let name = "api.demo.svc.cluster.local"
+
+    @Test func crashedBackendIsEjectedAndReturnsWithoutFailingAGet() async throws {
+        let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        let port = try freePort(alsoOn: ips)
+        var backends: [NginxBackend] = []
+        for ip in ips {
+            let backend = try NginxBackend(ip: ip, port: port)
+            try await backend.start()
+            backends.append(backend)
+        }
+        let dns = try DNSServer(ttl: 30)
+        try dns.setRecords([Self.name: ips])
+        try await dns.start()
+        defer { withExtendedLifetime((backends, dns)) {} }
+        var configuration = testConfiguration(dns: dns)
+        configuration.outlierDetection?.baseEjectionTime = .seconds(1)
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
+        let events = pool.events()
+        let crashed = backends[1]
+        let log = RequestLog()
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
+            try await log.sending(to: pool, workers: 32) {
+                try await waitFor("traffic") { log.total > 300 }
+                await crashed.crash()
+                // Ejected while down: connections to it are refused.
+                for await event in events {
+                    if event.address.ip == crashed.ip, case .ejected = event.kind { break }
+                }
+                #expect(pool.snapshot().addresses.first { $0.address.ip == crashed.ip }?.health == .ejected)
+                try await crashed.start()
+                let restarted = ContinuousClock.now
+                try await waitFor("the restarted backend to serve again", timeout: .seconds(15)) {
+                    log.successes(on: crashed.ip, after: restarted) > 20
+                }
+            }
+        }
+        #expect(log.failures.count == 0, "\(log.failures.prefix(5))")
+    }
+}

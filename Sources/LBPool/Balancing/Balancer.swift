@@ -6,6 +6,7 @@ import Synchronization
 /// class performs its actions, outside the lock.
 final class Balancer: SubconnectionDelegate, Sendable {
     private enum Work: Sendable {
+        case endEjection(ResolvedAddress, after: Duration)
         case run(Subconnection)
         case reconnect(ResolvedAddress, after: Duration)
         case rotate(ResolvedAddress, SubconnectionID, after: Duration)
@@ -25,6 +26,8 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private struct State {
         var machine: BalancerStateMachine
         var subconnections: [SubconnectionID: Subconnection] = [:]
+        var ejection: OutlierEjection?
+        var healthCounters: [ResolvedAddress: EndpointHealthCounter] = [:]
     }
 
     private let state: Mutex<State>
@@ -39,11 +42,16 @@ final class Balancer: SubconnectionDelegate, Sendable {
     let events = EventBroadcaster()
     let metrics: PoolMetrics
 
-    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, settings: ConnectionSettings, backoff: ReconnectBackoff,
-         metrics: PoolMetrics, logger: Logger) {
+    let outlierDetection: LBPool.Configuration.OutlierDetection?
+
+    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: LBPool.Configuration.OutlierDetection?,
+         settings: ConnectionSettings, backoff: ReconnectBackoff, metrics: PoolMetrics, logger: Logger) {
         self.metrics = metrics
-        self.state = Mutex(State(machine: BalancerStateMachine(
-            minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil)))
+        self.outlierDetection = outlierDetection
+        self.state = Mutex(State(
+            machine: BalancerStateMachine(minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil),
+            ejection: outlierDetection.map(OutlierEjection.init(settings:))
+        ))
         self.rotation = rotation
         (self.workStream, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
         self.settings = settings
@@ -72,6 +80,12 @@ final class Balancer: SubconnectionDelegate, Sendable {
                         guard !Task.isCancelled else { return }
                         self.apply { $0.reconnectDue(address) }
                     }
+                case .endEjection(let address, let delay):
+                    group.addTask {
+                        try? await Task.sleep(for: delay)
+                        guard !Task.isCancelled else { return }
+                        self.ejectionEnded(address)
+                    }
                 case .rotate(let address, let id, let delay):
                     group.addTask {
                         try? await Task.sleep(for: delay)
@@ -93,8 +107,77 @@ final class Balancer: SubconnectionDelegate, Sendable {
     }
 
     /// Reads the state machine and the live subconnections under the lock.
-    func withState<Result>(_ body: (BalancerStateMachine, [SubconnectionID: Subconnection]) -> Result) -> Result {
-        state.withLock { body($0.machine, $0.subconnections) }
+    func withState<Result>(_ body: (BalancerStateMachine, [SubconnectionID: Subconnection], OutlierEjection?) -> Result) -> Result {
+        state.withLock { body($0.machine, $0.subconnections, $0.ejection) }
+    }
+
+    // MARK: - Passive health
+
+    private func healthCounter(_ address: ResolvedAddress) -> EndpointHealthCounter? {
+        state.withLock { $0.healthCounters[address] }
+    }
+
+    /// Records one request outcome at `address`. Lock-free unless the failures reach the
+    /// threshold or the address is on probation.
+    func recordOutcome(_ address: ResolvedAddress, counter: EndpointHealthCounter, success: Bool) {
+        guard let outlierDetection else { return }
+        if success {
+            if counter.consecutiveFailures.load(ordering: .relaxed) != 0 {
+                counter.consecutiveFailures.store(0, ordering: .relaxed)
+            }
+            if counter.onProbation.load(ordering: .relaxed) {
+                applyHealth(address) { ejection, _ in ejection.succeeded(address) }
+            }
+        } else {
+            let failures = counter.consecutiveFailures.wrappingAdd(1, ordering: .relaxed).newValue
+            if failures >= outlierDetection.consecutiveFailures || counter.onProbation.load(ordering: .relaxed) {
+                applyHealth(address) { ejection, addresses in ejection.failuresReached(address, addresses: addresses) }
+            }
+        }
+    }
+
+    private func ejectionEnded(_ address: ResolvedAddress) {
+        applyHealth(address) { ejection, _ in ejection.ejectionEnded(address) }
+    }
+
+    private func applyHealth(_ address: ResolvedAddress, _ transition: (inout OutlierEjection, Int) -> [OutlierEjection.Action]) {
+        var snapshot: ReadyEndpoints?
+        let actions = state.withLock { state -> [OutlierEjection.Action] in
+            guard var ejection = state.ejection else { return [] }
+            let actions = transition(&ejection, state.machine.endpoints.count)
+            state.ejection = ejection
+            let counter = state.healthCounters[address]
+            for action in actions {
+                switch action {
+                case .eject:
+                    counter?.onProbation.store(false, ordering: .relaxed)
+                    counter?.consecutiveFailures.store(0, ordering: .relaxed)
+                case .probe:
+                    counter?.consecutiveFailures.store(0, ordering: .relaxed)
+                    counter?.onProbation.store(true, ordering: .relaxed)
+                case .recovered:
+                    counter?.onProbation.store(false, ordering: .relaxed)
+                }
+            }
+            if !actions.isEmpty { snapshot = Self.readyEndpoints(state) }
+            return actions
+        }
+        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
+        for action in actions {
+            switch action {
+            case .eject(let address, let duration):
+                logger.warning("ejecting address after consecutive failures", metadata: ["address": "\(address)", "for": "\(duration)"])
+                metrics.ejections.increment()
+                events.emit(PoolEvent(kind: .ejected(for: duration), address: address, subconnection: nil))
+                workContinuation.yield(.endEjection(address, after: duration))
+            case .probe(let address):
+                logger.info("ejection over: probing address", metadata: ["address": "\(address)"])
+                events.emit(PoolEvent(kind: .probing, address: address, subconnection: nil))
+            case .recovered(let address):
+                logger.info("address recovered", metadata: ["address": "\(address)"])
+                events.emit(PoolEvent(kind: .recovered, address: address, subconnection: nil))
+            }
+        }
     }
 
     /// Called from the request path when the chosen endpoint's connections are all at their
@@ -114,6 +197,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         case .closed(let reason, wasReady: false):
             pickerState.update { $0.lastConnectionError = reason }
             refreshRequests.request()
+            if let counter = healthCounter(address) { recordOutcome(address, counter: counter, success: false) }
         case .draining(.goAway(let code, let lastStreamID, _)):
             logger.info("GOAWAY: draining", metadata: [
                 "address": "\(address)", "subconnection": "\(id)",
@@ -157,7 +241,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
             for action in transition(&state.machine) {
                 switch action {
                 case .dial(let address, let id):
-                    let subconnection = Subconnection(id: id, address: address)
+                    let subconnection = Subconnection(id: id, address: address, health: state.healthCounters[address])
                     state.subconnections[id] = subconnection
                     work.append(.run(subconnection))
                     emitted.append(PoolEvent(kind: .connecting, address: address, subconnection: id))
@@ -170,8 +254,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
                         work.append(.rotate(address, id, after: rotation.jittered(random: .random(in: -1...1))))
                     }
                 case .addressAdded(let address):
+                    if state.ejection != nil { state.healthCounters[address] = EndpointHealthCounter() }
                     emitted.append(PoolEvent(kind: .addressAdded, address: address, subconnection: nil))
                 case .addressRemoved(let address):
+                    state.healthCounters[address] = nil
+                    state.ejection?.removed(address)
                     emitted.append(PoolEvent(kind: .addressRemoved, address: address, subconnection: nil))
                 case .publish:
                     snapshot = Self.readyEndpoints(state)
@@ -195,7 +282,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private static func readyEndpoints(_ state: State) -> ReadyEndpoints {
         var endpoints: [EndpointSnapshot] = []
         endpoints.reserveCapacity(state.machine.endpoints.count)
-        for (address, endpoint) in state.machine.endpoints {
+        for (address, endpoint) in state.machine.endpoints where state.ejection?.health(of: address) != .ejected {
             let ready = endpoint.subconnections
                 .filter { $0.value.isServing }
                 .keys.sorted()

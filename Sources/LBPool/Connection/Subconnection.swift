@@ -77,9 +77,13 @@ final class Subconnection: Sendable {
     let shared = SubconnectionShared()
     private let phase = Mutex<Phase>(.idle)
 
-    init(id: SubconnectionID, address: ResolvedAddress) {
+    /// The passive-health counter of the address, when outlier detection is on.
+    let health: EndpointHealthCounter?
+
+    init(id: SubconnectionID, address: ResolvedAddress, health: EndpointHealthCounter? = nil) {
         self.id = id
         self.address = address
+        self.health = health
     }
 
     /// The dialled connection, once there is one.

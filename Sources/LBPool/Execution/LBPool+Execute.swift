@@ -132,6 +132,8 @@ extension LBPool {
             do {
                 let result: Result? = try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
                     var stop: RetryStop?
+                    let failedStatus = configuration.outlierDetection?.failureStatuses.contains(response.status.code) ?? false
+                    recordOutcome(subconnection, success: !failedStatus)
                     if policy.retryableStatuses.contains(response.status.code) {
                         let decision: RetryState.Decision = body?.isReplayable == false
                             ? .stop(.notRetryable("the streamed request body was already read"))
@@ -168,10 +170,12 @@ extension LBPool {
                     throw LBPoolError(.connectionFailed, "request not processed after \(transparentRetries + 1) attempts",
                                       address: failure.address, underlying: failure.underlying)
                 case .deadlineExceeded:
+                    recordOutcome(subconnection, success: false)
                     throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
                                       address: failure.address, underlying: failure.underlying)
                 case .mayHaveBeenProcessed:
                     retryBudget.record(success: false)
+                    recordOutcome(subconnection, success: false)
                     var reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
                     if failure.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
                     let decision: RetryState.Decision
@@ -216,6 +220,12 @@ extension LBPool {
         return try await execute(request, body: body, timeout: timeout, options: options) { response in
             Response(head: response.head, body: try await response.body.collect(upTo: limit), servedBy: response.servedBy,
                      attempts: response.attempts, retryStop: response.retryStop)
+        }
+    }
+
+    private func recordOutcome(_ subconnection: Subconnection, success: Bool) {
+        if let counter = subconnection.health {
+            balancer.recordOutcome(subconnection.address, counter: counter, success: success)
         }
     }
 

@@ -14,6 +14,7 @@ import Synchronization
 /// | `lbpool_requests_total` | counter | `outcome` (success, failure) |
 /// | `lbpool_goaways_total` | counter | `code` |
 /// | `lbpool_rotations_total` | counter | |
+/// | `lbpool_ejections_total` | counter | |
 /// | `lbpool_transparent_retries_total` | counter | |
 /// | `lbpool_retries_total` | counter | |
 /// | `lbpool_retry_budget_exhausted_total` | counter | |
@@ -29,6 +30,7 @@ final class PoolMetrics: Sendable {
     let retries: Counter
     let budgetExhausted: Counter
     let rotations: Counter
+    let ejections: Counter
     let dnsRefreshes: Counter
     let dnsFailures: Counter
     let addresses: Gauge
@@ -44,6 +46,7 @@ final class PoolMetrics: Sendable {
         retries = Counter(label: "lbpool_retries_total", factory: factory)
         budgetExhausted = Counter(label: "lbpool_retry_budget_exhausted_total", factory: factory)
         rotations = Counter(label: "lbpool_rotations_total", factory: factory)
+        ejections = Counter(label: "lbpool_ejections_total", factory: factory)
         dnsRefreshes = Counter(label: "lbpool_dns_refreshes_total", factory: factory)
         dnsFailures = Counter(label: "lbpool_dns_failures_total", factory: factory)
         addresses = Gauge(label: "lbpool_addresses", factory: factory)

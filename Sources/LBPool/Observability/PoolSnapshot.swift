@@ -14,7 +14,17 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
     }
 
     public struct Address: Sendable {
+        public enum Health: String, Sendable {
+            /// Taking requests.
+            case healthy
+            /// Failed too often; takes no requests until its ejection ends.
+            case ejected
+            /// Back from an ejection; its next request decides.
+            case probing
+        }
+
         public var address: ResolvedAddress
+        public var health: Health
         public var connections: [Connection]
     }
 
@@ -29,7 +39,7 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         if isShuttingDown { lines.append("shutting down") }
         if let resolutionError { lines.append("resolution: \(resolutionError)") }
         for address in addresses {
-            lines.append("\(address.address)")
+            lines.append("\(address.address) \(address.health.rawValue)")
             for connection in address.connections {
                 lines.append("  \(connection.id) \(connection.state.rawValue) age \(connection.age) in flight \(connection.inFlight)")
             }
@@ -52,7 +62,7 @@ extension LBPool {
 
 extension Balancer {
     func connectionSnapshot(now: ContinuousClock.Instant) -> [PoolSnapshot.Address] {
-        withState { machine, subconnections in
+        withState { machine, subconnections, ejection in
             machine.endpoints.map { address, endpoint in
                 let connections = endpoint.subconnections.sorted { $0.key < $1.key }.map { id, state in
                     let subconnection = subconnections[id]
@@ -70,7 +80,13 @@ extension Balancer {
                         inFlight: subconnection?.shared.inFlight.load(ordering: .relaxed) ?? 0
                     )
                 }
-                return PoolSnapshot.Address(address: address, connections: connections)
+                let health: PoolSnapshot.Address.Health
+                switch ejection?.health(of: address) ?? .healthy {
+                case .healthy: health = .healthy
+                case .ejected: health = .ejected
+                case .probing: health = .probing
+                }
+                return PoolSnapshot.Address(address: address, health: health, connections: connections)
             }
             .sorted { ($0.address.ip, $0.address.port) < ($1.address.ip, $1.address.port) }
         }

@@ -87,6 +87,16 @@ final class NginxBackend: @unchecked Sendable {
         child = nil
     }
 
+    /// SIGKILL for the master and its workers: a crash, connections reset, nothing answered.
+    func crash() async {
+        guard let child else { return }
+        if let workers = try? runCommand(try requireTool("pgrep", package: "procps"), ["-P", "\(child.pid)"]) {
+            for pid in workers.split(separator: "\n").compactMap({ Int32($0) }) { Glibc.kill(pid, SIGKILL) }
+        }
+        await child.stop(SIGKILL)
+        self.child = nil
+    }
+
     /// Starts a graceful stop and returns at once; ``waitForExit()`` waits for it.
     func beginQuit() {
         child?.signal(SIGQUIT)
