@@ -80,6 +80,30 @@ extension LBPool {
             public init() {}
         }
 
+        /// Active health checks. Default: `nil`, off.
+        public var healthCheck: HealthCheck?
+
+        /// A GET to ``path`` on every connection at ``interval``; an address whose connections all
+        /// fail takes no requests until they pass again.
+        public struct HealthCheck: Sendable, Hashable {
+            /// The path probed. Default: `/healthz`.
+            public var path = "/healthz"
+            /// Time between probes of one connection. Default: 5 s.
+            public var interval: Duration = .seconds(5)
+            /// A probe without response head by then fails. Default: 1 s.
+            public var timeout: Duration = .seconds(1)
+            /// Passing probes in a row that make a connection healthy. Default: 1.
+            public var healthyThreshold = 1
+            /// Failing probes in a row (no answer, or a status outside 200–399) that make a
+            /// connection unhealthy. Default: 2.
+            public var unhealthyThreshold = 2
+
+            public init(path: String = "/healthz", interval: Duration = .seconds(5)) {
+                self.path = path
+                self.interval = interval
+            }
+        }
+
         /// HTTP/2 PING keepalive. Default: `nil`, off.
         public var keepalive: Keepalive?
 
@@ -164,6 +188,17 @@ extension LBPool {
                 }
                 guard (0...1).contains(outlierDetection.minAvailableShare) else {
                     throw .init(setting: "outlierDetection.minAvailableShare", value: "\(outlierDetection.minAvailableShare)", reason: "must be in 0...1")
+                }
+            }
+            if let healthCheck {
+                guard healthCheck.path.hasPrefix("/") else {
+                    throw .init(setting: "healthCheck.path", value: healthCheck.path, reason: "must start with /")
+                }
+                try Validate.positive(healthCheck.interval, "healthCheck.interval")
+                try Validate.positive(healthCheck.timeout, "healthCheck.timeout")
+                guard healthCheck.healthyThreshold >= 1, healthCheck.unhealthyThreshold >= 1 else {
+                    throw .init(setting: "healthCheck.thresholds", value: "\(healthCheck.healthyThreshold)/\(healthCheck.unhealthyThreshold)",
+                                reason: "must be at least 1")
                 }
             }
             try retryPolicy.validate()

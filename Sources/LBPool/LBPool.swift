@@ -1,4 +1,5 @@
 import CoreMetrics
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOPosix
@@ -97,6 +98,11 @@ public final class LBPool: Service, Sendable {
                 Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
             },
             outlierDetection: configuration.outlierDetection,
+            healthProbe: configuration.healthCheck.map { check in
+                Balancer.HealthProbe(settings: check, head: RequestHead.encode(
+                    HTTPRequest(method: .get, scheme: nil, authority: nil, path: check.path),
+                    scheme: target.scheme.rawValue, authority: target.authority, bodyLength: nil))
+            },
             settings: settings,
             backoff: configuration.reconnectBackoff,
             metrics: PoolMetrics(factory: metrics ?? MetricsSystem.factory),

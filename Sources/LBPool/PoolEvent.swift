@@ -19,6 +19,8 @@ public struct PoolEvent: Sendable, Equatable, CustomStringConvertible {
         case probing
         /// The probe succeeded: the address is healthy again.
         case recovered
+        /// The active health checks changed the address's state.
+        case health(EndpointHealthState)
     }
 
     public var kind: Kind
@@ -46,6 +48,7 @@ public struct PoolEvent: Sendable, Equatable, CustomStringConvertible {
         case .ejected(let duration): return "\(address) ejected for \(duration)"
         case .probing: return "\(address) probing"
         case .recovered: return "\(address) recovered"
+        case .health(let state): return "\(address) health \(state.rawValue)"
         }
     }
 }

@@ -101,3 +101,55 @@ import Testing
         #expect(log.failures.count == 0, "\(log.failures.prefix(5))")
     }
 }
+
+/// Active health checks against nginx whose /healthz the test switches.
+@Suite(.serialized) struct HealthCheckIntegrationTests {
+    static let name = "api.demo.svc.cluster.local"
+
+    @Test func failingHealthCheckTakesTheAddressOutUntilItPassesAgain() async throws {
+        let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        let port = try freePort(alsoOn: ips)
+        var backends: [NginxBackend] = []
+        for ip in ips {
+            let backend = try NginxBackend(ip: ip, port: port)
+            try await backend.start()
+            backends.append(backend)
+        }
+        let dns = try DNSServer(ttl: 30)
+        try dns.setRecords([Self.name: ips])
+        try await dns.start()
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let interval = Duration.milliseconds(500)
+        var configuration = testConfiguration(dns: dns)
+        var check = LBPool.Configuration.HealthCheck(path: "/healthz", interval: interval)
+        check.unhealthyThreshold = 1
+        configuration.healthCheck = check
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
+        let events = pool.events()
+        let sick = backends[2]
+        let log = RequestLog()
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
+            try await log.sending(to: pool, workers: 8) {
+                try await waitFor("every address healthy", timeout: .seconds(5)) {
+                    pool.snapshot().addresses.allSatisfy { $0.checks == .healthy }
+                }
+                try sick.setHealthy(false)
+                let failed = ContinuousClock.now
+                for await event in events where event.address.ip == sick.ip && event.kind == .health(.unhealthy) { break }
+                let cutoff = failed + interval * 2
+                #expect(ContinuousClock.now <= cutoff + .milliseconds(200), "unhealthy after \(ContinuousClock.now - failed)")
+                try await Task.sleep(until: max(cutoff, .now) + .milliseconds(300), clock: .continuous)
+                #expect(log.lastStart(on: sick.ip).map { $0 <= cutoff } ?? true, "requests still started on the unhealthy address")
+                #expect(pool.snapshot().addresses.first { $0.address.ip == sick.ip }?.checks == .unhealthy)
+
+                try sick.setHealthy(true)
+                let recovered = ContinuousClock.now
+                try await waitFor("traffic back on \(sick.ip)", timeout: .seconds(5)) {
+                    log.successes(on: sick.ip, after: recovered) > 10
+                }
+            }
+        }
+        #expect(log.failures.count == 0, "\(log.failures.prefix(5))")
+    }
+}

@@ -1,4 +1,6 @@
 import Logging
+import NIOCore
+import NIOHPACK
 import Synchronization
 
 /// Owns the endpoints of one pool: applies resolver updates, dials and drains subconnections,
@@ -7,6 +9,7 @@ import Synchronization
 final class Balancer: SubconnectionDelegate, Sendable {
     private enum Work: Sendable {
         case endEjection(ResolvedAddress, after: Duration)
+        case healthCheck(Subconnection)
         case run(Subconnection)
         case reconnect(ResolvedAddress, after: Duration)
         case rotate(ResolvedAddress, SubconnectionID, after: Duration)
@@ -28,6 +31,13 @@ final class Balancer: SubconnectionDelegate, Sendable {
         var subconnections: [SubconnectionID: Subconnection] = [:]
         var ejection: OutlierEjection?
         var healthCounters: [ResolvedAddress: EndpointHealthCounter] = [:]
+        var activeHealth: ActiveHealth?
+    }
+
+    /// Active health checks: the settings and the probe request's head.
+    struct HealthProbe: Sendable {
+        var settings: LBPool.Configuration.HealthCheck
+        var head: HPACKHeaders
     }
 
     private let state: Mutex<State>
@@ -43,14 +53,19 @@ final class Balancer: SubconnectionDelegate, Sendable {
     let metrics: PoolMetrics
 
     let outlierDetection: LBPool.Configuration.OutlierDetection?
+    private let healthProbe: HealthProbe?
 
     init(minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: LBPool.Configuration.OutlierDetection?,
-         settings: ConnectionSettings, backoff: ReconnectBackoff, metrics: PoolMetrics, logger: Logger) {
+         healthProbe: HealthProbe?, settings: ConnectionSettings, backoff: ReconnectBackoff, metrics: PoolMetrics, logger: Logger) {
         self.metrics = metrics
         self.outlierDetection = outlierDetection
+        self.healthProbe = healthProbe
         self.state = Mutex(State(
             machine: BalancerStateMachine(minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil),
-            ejection: outlierDetection.map(OutlierEjection.init(settings:))
+            ejection: outlierDetection.map(OutlierEjection.init(settings:)),
+            activeHealth: healthProbe.map {
+                ActiveHealth(healthyThreshold: $0.settings.healthyThreshold, unhealthyThreshold: $0.settings.unhealthyThreshold)
+            }
         ))
         self.rotation = rotation
         (self.workStream, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
@@ -80,6 +95,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
                         guard !Task.isCancelled else { return }
                         self.apply { $0.reconnectDue(address) }
                     }
+                case .healthCheck(let subconnection):
+                    if let healthProbe {
+                        group.addTask { await self.probeUntilClosed(subconnection, healthProbe) }
+                    }
                 case .endEjection(let address, let delay):
                     group.addTask {
                         try? await Task.sleep(for: delay)
@@ -107,8 +126,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
     }
 
     /// Reads the state machine and the live subconnections under the lock.
-    func withState<Result>(_ body: (BalancerStateMachine, [SubconnectionID: Subconnection], OutlierEjection?) -> Result) -> Result {
-        state.withLock { body($0.machine, $0.subconnections, $0.ejection) }
+    func withState<Result>(
+        _ body: (BalancerStateMachine, [SubconnectionID: Subconnection], OutlierEjection?, ActiveHealth?) -> Result
+    ) -> Result {
+        state.withLock { body($0.machine, $0.subconnections, $0.ejection, $0.activeHealth) }
     }
 
     // MARK: - Passive health
@@ -188,10 +209,16 @@ final class Balancer: SubconnectionDelegate, Sendable {
 
     func subconnection(_ id: SubconnectionID, address: ResolvedAddress, didReport event: SubconnectionEvent) {
         logger.debug("subconnection \(event)", metadata: ["address": "\(address)", "subconnection": "\(id)"])
+        // Reported once the state machine took the event in, so a listener that reads the
+        // snapshot on hearing it sees the change.
+        let reported: PoolEvent
         switch event {
-        case .ready: events.emit(PoolEvent(kind: .ready, address: address, subconnection: id))
-        case .draining(let reason): events.emit(PoolEvent(kind: .draining(reason), address: address, subconnection: id))
-        case .closed(let reason, _): events.emit(PoolEvent(kind: .closed(reason), address: address, subconnection: id))
+        case .ready: reported = PoolEvent(kind: .ready, address: address, subconnection: id)
+        case .draining(let reason): reported = PoolEvent(kind: .draining(reason), address: address, subconnection: id)
+        case .closed(let reason, _): reported = PoolEvent(kind: .closed(reason), address: address, subconnection: id)
+        }
+        if case .ready = event, healthProbe != nil, let subconnection = state.withLock({ $0.subconnections[id] }) {
+            workContinuation.yield(.healthCheck(subconnection))
         }
         switch event {
         case .closed(let reason, wasReady: false):
@@ -211,9 +238,51 @@ final class Balancer: SubconnectionDelegate, Sendable {
         default:
             break
         }
-        apply(removing: { if case .closed = event { return id } else { return nil } }()) {
+        apply(removing: { if case .closed = event { return id } else { return nil } }(), reporting: reported) {
             $0.subconnection(id, address: address, reported: event)
         }
+        if case .closed = event { applyActiveHealth(address) { $0.closed(id, at: address) } }
+    }
+
+    // MARK: - Active health checks
+
+    /// Probes `subconnection` every interval until it starts to go away.
+    private func probeUntilClosed(_ subconnection: Subconnection, _ probe: HealthProbe) async {
+        let interval = probe.settings.interval
+        while !Task.isCancelled, subconnection.shared.closing.reason == nil {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled, subconnection.shared.closing.reason == nil else { return }
+            // A connection at its stream limit is busy, not sick: skip this round.
+            guard subconnection.shared.tryReserve() else { continue }
+            let healthy: Bool
+            do {
+                healthy = try await subconnection.execute(
+                    head: probe.head, body: nil, deadline: .now() + TimeAmount(probe.settings.timeout)
+                ) { response, _ in
+                    (200...399).contains(response.status.code)
+                }
+            } catch {
+                healthy = false
+            }
+            if subconnection.shared.release() { pickerState.capacityFreed() }
+            guard subconnection.shared.closing.reason == nil else { return }
+            applyActiveHealth(subconnection.address) { $0.probed(subconnection.id, at: subconnection.address, healthy: healthy) }
+        }
+    }
+
+    private func applyActiveHealth(_ address: ResolvedAddress, _ transition: (inout ActiveHealth) -> EndpointHealthState?) {
+        var snapshot: ReadyEndpoints?
+        let change = state.withLock { state -> EndpointHealthState? in
+            guard var health = state.activeHealth else { return nil }
+            let change = transition(&health)
+            state.activeHealth = health
+            if change != nil { snapshot = Self.readyEndpoints(state) }
+            return change
+        }
+        guard let change else { return }
+        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
+        logger.info("health check state changed", metadata: ["address": "\(address)", "state": "\(change.rawValue)"])
+        events.emit(PoolEvent(kind: .health(change), address: address, subconnection: nil))
     }
 
     private func resolved(_ update: ResolverUpdate) {
@@ -229,7 +298,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
         apply { $0.addressesResolved(update.addresses) }
     }
 
-    private func apply(removing closed: SubconnectionID? = nil, _ transition: (inout BalancerStateMachine) -> [BalancerStateMachine.Action]) {
+    private func apply(
+        removing closed: SubconnectionID? = nil,
+        reporting reported: PoolEvent? = nil,
+        _ transition: (inout BalancerStateMachine) -> [BalancerStateMachine.Action]
+    ) {
         var drains: [(Subconnection, ConnectionCloseReason)] = []
         var work: [Work] = []
         var emitted: [PoolEvent] = []
@@ -258,6 +331,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     emitted.append(PoolEvent(kind: .addressAdded, address: address, subconnection: nil))
                 case .addressRemoved(let address):
                     state.healthCounters[address] = nil
+                    state.activeHealth?.removed(address)
                     state.ejection?.removed(address)
                     emitted.append(PoolEvent(kind: .addressRemoved, address: address, subconnection: nil))
                 case .publish:
@@ -272,17 +346,19 @@ final class Balancer: SubconnectionDelegate, Sendable {
             }
         }
         metrics.connections(counts)
+        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
+        if let reported { events.emit(reported) }
         for event in emitted { events.emit(event) }
         for (subconnection, reason) in drains { subconnection.drain(reason) }
         for item in work { workContinuation.yield(item) }
-        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
         if finished { workContinuation.finish() }
     }
 
     private static func readyEndpoints(_ state: State) -> ReadyEndpoints {
         var endpoints: [EndpointSnapshot] = []
         endpoints.reserveCapacity(state.machine.endpoints.count)
-        for (address, endpoint) in state.machine.endpoints where state.ejection?.health(of: address) != .ejected {
+        for (address, endpoint) in state.machine.endpoints
+        where state.ejection?.health(of: address) != .ejected && state.activeHealth?.state(of: address) != .unhealthy {
             let ready = endpoint.subconnections
                 .filter { $0.value.isServing }
                 .keys.sorted()

@@ -24,7 +24,10 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         }
 
         public var address: ResolvedAddress
+        /// Passive health (outlier detection).
         public var health: Health
+        /// Active health checks' verdict; `unknown` when they are off.
+        public var checks: EndpointHealthState
         public var connections: [Connection]
     }
 
@@ -39,7 +42,7 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         if isShuttingDown { lines.append("shutting down") }
         if let resolutionError { lines.append("resolution: \(resolutionError)") }
         for address in addresses {
-            lines.append("\(address.address) \(address.health.rawValue)")
+            lines.append("\(address.address) \(address.health.rawValue), checks \(address.checks.rawValue)")
             for connection in address.connections {
                 lines.append("  \(connection.id) \(connection.state.rawValue) age \(connection.age) in flight \(connection.inFlight)")
             }
@@ -62,7 +65,7 @@ extension LBPool {
 
 extension Balancer {
     func connectionSnapshot(now: ContinuousClock.Instant) -> [PoolSnapshot.Address] {
-        withState { machine, subconnections, ejection in
+        withState { machine, subconnections, ejection, activeHealth in
             machine.endpoints.map { address, endpoint in
                 let connections = endpoint.subconnections.sorted { $0.key < $1.key }.map { id, state in
                     let subconnection = subconnections[id]
@@ -86,7 +89,9 @@ extension Balancer {
                 case .ejected: health = .ejected
                 case .probing: health = .probing
                 }
-                return PoolSnapshot.Address(address: address, health: health, connections: connections)
+                return PoolSnapshot.Address(
+                    address: address, health: health,
+                    checks: activeHealth?.state(of: address) ?? .unknown, connections: connections)
             }
             .sorted { ($0.address.ip, $0.address.port) < ($1.address.ip, $1.address.port) }
         }

@@ -52,6 +52,7 @@ final class NginxBackend: @unchecked Sendable {
                 \(tlsConfig)
                 \(extraServerConfig)
                 \(rootLocation)
+                location = /healthz { if (-f \(dir)/unhealthy) { return 503; } return 200 "ok\\n"; }
                 location = /stream { alias \(dir)/stream.bin; limit_rate 256k; }
               }
             }
@@ -85,6 +86,16 @@ final class NginxBackend: @unchecked Sendable {
     func quit() async {
         await child?.stop(SIGQUIT)
         child = nil
+    }
+
+    /// Makes `/healthz` answer 503 (or 200 again).
+    func setHealthy(_ healthy: Bool) throws {
+        let marker = folder.appendingPathComponent("unhealthy")
+        if healthy {
+            try? FileManager.default.removeItem(at: marker)
+        } else {
+            try Data().write(to: marker)
+        }
     }
 
     /// SIGKILL for the master and its workers: a crash, connections reset, nothing answered.
