@@ -16,17 +16,7 @@ import Testing
     }
 
     @Test func sigtermStopsCleanlyAndEventsShowTheGracefulRestart() async throws {
-        let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
-        let port = try freePort(alsoOn: ips)
-        var backends: [NginxBackend] = []
-        for ip in ips {
-            let backend = try NginxBackend(ip: ip, port: port)
-            try await backend.start()
-            backends.append(backend)
-        }
-        let dns = try DNSServer(ttl: 5)
-        try dns.setRecords([Self.name: ips])
-        try await dns.start()
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         defer { withExtendedLifetime((backends, dns)) {} }
 
         let folder = try makeWorkFolder("client")

@@ -12,17 +12,7 @@ import Testing
     static let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
     func fleet(keepaliveRequests: Int = 1_000_000) async throws -> ([NginxBackend], DNSServer, Int) {
-        let port = try freePort(alsoOn: Self.ips)
-        var backends: [NginxBackend] = []
-        for ip in Self.ips {
-            let backend = try NginxBackend(ip: ip, port: port, keepaliveRequests: keepaliveRequests)
-            try await backend.start()
-            backends.append(backend)
-        }
-        let dns = try DNSServer(ttl: 5)
-        try dns.setRecords([Self.name: Self.ips])
-        try await dns.start()
-        return (backends, dns, port)
+        try await startFleet(Self.ips) { try NginxBackend(ip: $0, port: $1, keepaliveRequests: keepaliveRequests) }
     }
 
     func post(id: String) -> HTTPRequest {

@@ -8,17 +8,9 @@ import Testing
     static let name = "api.demo.svc.cluster.local"
 
     func fleet(_ ips: [String], keepaliveRequests: Int = 1_000_000, ttl: Int = 5) async throws -> ([NginxBackend], DNSServer, Int) {
-        let port = try freePort(alsoOn: ips + ["127.0.0.4"])
-        var backends: [NginxBackend] = []
-        for ip in ips {
-            let backend = try NginxBackend(ip: ip, port: port, keepaliveRequests: keepaliveRequests)
-            try await backend.start()
-            backends.append(backend)
+        try await startFleet(ips, ttl: ttl, alsoFree: ["127.0.0.4"]) {
+            try NginxBackend(ip: $0, port: $1, keepaliveRequests: keepaliveRequests)
         }
-        let dns = try DNSServer(ttl: ttl)
-        try dns.setRecords([Self.name: ips])
-        try await dns.start()
-        return (backends, dns, port)
     }
 
     @Test func goAwayIsLoggedAndCounted() async throws {

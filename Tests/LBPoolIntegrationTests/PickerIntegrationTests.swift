@@ -9,18 +9,10 @@ import Testing
 
     /// Share of `requests` GETs at concurrency 32 that the slow backend served.
     func slowShare(picker: LBPool.PickerChoice, requests: Int) async throws -> Double {
-        let ips = ["127.0.0.2", Self.slow, "127.0.0.4"]
-        let port = try freePort(alsoOn: ips)
-        var backends: [NginxBackend] = []
-        for ip in ips {
-            // 64 KiB each; the slow one at 128 KiB/s, half a second per response.
-            let backend = try NginxBackend(ip: ip, port: port, bodyBytes: 64 << 10, limitRate: ip == Self.slow ? "128k" : nil)
-            try await backend.start()
-            backends.append(backend)
+        // 64 KiB each; the slow one at 128 KiB/s, half a second per response.
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", Self.slow, "127.0.0.4"], ttl: 30) {
+            try NginxBackend(ip: $0, port: $1, bodyBytes: 64 << 10, limitRate: $0 == Self.slow ? "128k" : nil)
         }
-        let dns = try DNSServer(ttl: 30)
-        try dns.setRecords([Self.name: ips])
-        try await dns.start()
         defer { withExtendedLifetime((backends, dns)) {} }
         var configuration = testConfiguration(dns: dns)
         configuration.picker = picker
@@ -63,17 +55,7 @@ import Testing
     static let name = "api.demo.svc.cluster.local"
 
     @Test func crashedBackendIsEjectedAndReturnsWithoutFailingAGet() async throws {
-        let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
-        let port = try freePort(alsoOn: ips)
-        var backends: [NginxBackend] = []
-        for ip in ips {
-            let backend = try NginxBackend(ip: ip, port: port)
-            try await backend.start()
-            backends.append(backend)
-        }
-        let dns = try DNSServer(ttl: 30)
-        try dns.setRecords([Self.name: ips])
-        try await dns.start()
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
         defer { withExtendedLifetime((backends, dns)) {} }
         var configuration = testConfiguration(dns: dns)
         configuration.outlierDetection?.baseEjectionTime = .seconds(1)
@@ -107,17 +89,7 @@ import Testing
     static let name = "api.demo.svc.cluster.local"
 
     @Test func failingHealthCheckTakesTheAddressOutUntilItPassesAgain() async throws {
-        let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
-        let port = try freePort(alsoOn: ips)
-        var backends: [NginxBackend] = []
-        for ip in ips {
-            let backend = try NginxBackend(ip: ip, port: port)
-            try await backend.start()
-            backends.append(backend)
-        }
-        let dns = try DNSServer(ttl: 30)
-        try dns.setRecords([Self.name: ips])
-        try await dns.start()
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
         defer { withExtendedLifetime((backends, dns)) {} }
         let interval = Duration.milliseconds(500)
         var configuration = testConfiguration(dns: dns)

@@ -10,17 +10,9 @@ import Testing
 
     /// Three backends on one port (like three pods), and DNS answering the name with them.
     func fleet(_ ips: [String], ttl: Int = 5, keepaliveRequests: Int = 1_000_000) async throws -> ([NginxBackend], DNSServer, Int) {
-        let port = try freePort(alsoOn: ips + ["127.0.0.5", "127.0.0.6"])
-        var backends: [NginxBackend] = []
-        for ip in ips {
-            let backend = try NginxBackend(ip: ip, port: port, keepaliveRequests: keepaliveRequests)
-            try await backend.start()
-            backends.append(backend)
+        try await startFleet(ips, ttl: ttl, alsoFree: ["127.0.0.5", "127.0.0.6"]) {
+            try NginxBackend(ip: $0, port: $1, keepaliveRequests: keepaliveRequests)
         }
-        let dns = try DNSServer(ttl: ttl)
-        try dns.setRecords([Self.name: ips])
-        try await dns.start()
-        return (backends, dns, port)
     }
 
     @Test func threeAddressesSplitSequentialRequestsExactlyEvenly() async throws {

@@ -10,17 +10,7 @@ import Testing
 
     /// `ips` as backends on one port, the ones in `failing` answering 503; DNS for all of them.
     func fleet(_ ips: [String], failing: Set<String>) async throws -> ([NginxBackend], DNSServer, Int) {
-        let port = try freePort(alsoOn: ips)
-        var backends: [NginxBackend] = []
-        for ip in ips {
-            let backend = try NginxBackend(ip: ip, port: port, status: failing.contains(ip) ? 503 : 200)
-            try await backend.start()
-            backends.append(backend)
-        }
-        let dns = try DNSServer(ttl: 30)
-        try dns.setRecords([Self.name: ips])
-        try await dns.start()
-        return (backends, dns, port)
+        try await startFleet(ips, ttl: 30) { try NginxBackend(ip: $0, port: $1, status: failing.contains($0) ? 503 : 200) }
     }
 
     /// Sends `count` requests from `concurrency` workers; returns (status 200 count, elapsed).
