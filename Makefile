@@ -4,7 +4,7 @@ SHELL := /bin/bash
 APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client iproute2 openssl procps
 SWIFT ?= swift
 
-.PHONY: all build deps test unit integration demo docs clean
+.PHONY: all build deps test unit integration demo docs bench clean
 
 all: build
 
@@ -40,6 +40,11 @@ integration: deps
 demo: deps
 	$(SWIFT) build --product RoundRobinClient
 	bash scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/RoundRobinClient"
+
+# h2load and the pool against the same nginx backends, in one run; writes Benchmarks/RESULTS.md.
+bench: deps
+	$(SWIFT) build -c release --product RoundRobinClient
+	bash scripts/bench.sh "$$($(SWIFT) build -c release --show-bin-path)/RoundRobinClient"
 
 # Checks the DocC catalog against the public API (no warnings allowed) and writes it to .build/docs.
 docs: build

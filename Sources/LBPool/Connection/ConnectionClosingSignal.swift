@@ -15,14 +15,14 @@ import Synchronization
 ///
 /// ```swift
 /// try await pool.execute(request) { response in
+///     let closing = response.connectionClosing   // Sendable: hand it to a child task
 ///     try await withThrowingTaskGroup(of: Void.self) { group in
-///         group.addTask { for try await chunk in response.body { handle(chunk) } }
 ///         group.addTask {
-///             let reason = try await response.connectionClosing.wait()
+///             let reason = try await closing.wait()
 ///             logger.info("connection closing: \(reason); finishing this stream, then reconnecting")
 ///         }
-///         try await group.next()   // whichever comes first
-///         ...
+///         for try await chunk in response.body { handle(chunk) }
+///         group.cancelAll()
 ///     }
 /// }
 /// ```

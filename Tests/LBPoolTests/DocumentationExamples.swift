@@ -1,0 +1,57 @@
+import HTTPTypes
+import LBPool
+import Logging
+import NIOCore
+
+// The code of the README and the DocC articles, compiled with the tests so that it stays true.
+// Nothing here runs; a change of the API that breaks an example breaks the build.
+
+enum DocumentationExamples {
+    static func quickStart() async throws {
+        var configuration = LBPool.Configuration()
+        configuration.minConnections = 2
+
+        let pool = try LBPool(target: "http://api.default.svc.cluster.local:8080", configuration: configuration)
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await pool.run() }
+
+            let response = try await pool.execute(HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/hello"))
+            print(response.head.status, response.servedBy, String(buffer: response.body))
+
+            try await pool.execute(HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/events")) { response in
+                for try await chunk in response.body { print(chunk.readableBytes) }
+            }
+
+            pool.shutDown()
+        }
+    }
+
+    static func longLivedStream(pool: LBPool, process: (ByteBuffer) -> String) async throws {
+        var cursor = "0"
+        while !Task.isCancelled {
+            let request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/events?after=\(cursor)")
+            try await pool.execute(request) { response in
+                let closing = response.connectionClosing, servedBy = response.servedBy
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        let reason = try await closing.wait()
+                        print("connection to \(servedBy) closing: \(reason)")
+                    }
+                    for try await chunk in response.body {
+                        cursor = process(chunk)
+                    }
+                    group.cancelAll()
+                }
+            }
+        }
+    }
+
+    static func observability(logger: Logger) async throws {
+        let pool = try LBPool(target: "http://api:8080", logger: logger)
+        print(pool.snapshot())
+        for await event in pool.events() {
+            print(event)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Load comparison on this machine, in one run: h2load (the C reference) and the pool (the
+# example client, release build) against the same three nginx h2c backends on 127.0.0.2-4,
+# with the same connections (one per backend) and 63 concurrent streams in all. Prints
+# requests/s, p50/p99 latency and the ratio, and writes them to Benchmarks/RESULTS.md.
+set -euo pipefail
+client="$1"
+requests="${BENCH_REQUESTS:-100000}"
+name="api.bench.svc.cluster.local"
+work="$(mktemp -d /tmp/lbpool-bench.XXXXXX)"
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+port="$(free_port)"
+dns_port="$(free_port)"
+ips=(127.0.0.2 127.0.0.3 127.0.0.4)
+
+for ip in "${ips[@]}"; do
+  dir="$work/nginx-$ip"
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  keepalive_requests 100000000;
+  http2_max_concurrent_streams 128;
+  server { listen $ip:$port http2; location / { return 200 "ok\n"; } }
+}
+CONF
+  nginx -p "$dir" -c "$dir/nginx.conf" &
+  pids+=($!)
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null && break; sleep 0.05; done
+done
+printf '%s %s\n' "${ips[0]}" "$name" "${ips[1]}" "$name" "${ips[2]}" "$name" > "$work/hosts"
+chmod 644 "$work/hosts"
+dnsmasq -k -C /dev/null --port="$dns_port" --listen-address=127.0.0.1 --bind-interfaces --no-resolv \
+  --no-hosts --addn-hosts="$work/hosts" --local-ttl=30 --local=/cluster.local/ --pid-file="$work/dnsmasq.pid" 2>"$work/dnsmasq.log" &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$dns_port") 2>/dev/null && break; sleep 0.05; done
+
+echo "== h2load: 3 connections (one per backend) × 21 streams, $requests requests"
+per=$((requests / 3))
+for ip in "${ips[@]}"; do
+  h2load -n "$per" -c 1 -m 21 "http://$ip:$port/" > "$work/h2load-$ip.txt" 2>&1 &
+done
+while pgrep -f "h2load -n $per" > /dev/null; do sleep 0.1; done
+h2_rps=0
+for ip in "${ips[@]}"; do
+  rps=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' "$work/h2load-$ip.txt")
+  h2_rps=$(python3 -c "print($h2_rps + ${rps:-0})")
+done
+h2_p50=$(awk '/time for request:/ { print $6 }' "$work/h2load-${ips[0]}.txt")
+echo "h2load: $h2_rps requests/s (mean request time on ${ips[0]}: $h2_p50)"
+
+echo "== swift-lbpool (example client, release): 63 concurrent requests over the 3 addresses"
+"$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json > "$work/pool.json"
+read -r pool_rps pool_p50 pool_p99 failed < <(python3 -c "
+import json; d = json.load(open('$work/pool.json'))
+print(d['requestsPerSecond'], d['latencyMs']['p50'], d['latencyMs']['p99'], d['failed'])")
+ratio=$(python3 -c "print(round($pool_rps / $h2_rps, 3) if $h2_rps else 0)")
+echo "pool:   $pool_rps requests/s, p50 $pool_p50 ms, p99 $pool_p99 ms, $failed failed"
+echo "ratio pool / h2load: $ratio"
+
+cpu=$(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')
+{
+  echo "# Benchmark results"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%d): $(nproc) cores ($cpu), $(swift --version 2>/dev/null | head -1), $(nginx -v 2>&1)."
+  echo
+  echo "Three nginx h2c backends on 127.0.0.2–4, one connection each, 63 concurrent streams in all, $requests requests."
+  echo
+  echo "| client | requests/s | p50 | p99 | ratio to h2load |"
+  echo "|---|---|---|---|---|"
+  echo "| h2load (nghttp2 $(h2load --version | awk '{print $2}' | head -1)) | $h2_rps | mean $h2_p50 | | 1 |"
+  echo "| swift-lbpool (release) | $pool_rps | $pool_p50 ms | $pool_p99 ms | $ratio |"
+  echo
+  echo "Not measured yet: AsyncHTTPClient, micro-benchmarks, the 1000-address scale case."
+} > Benchmarks/RESULTS.md
+cat Benchmarks/RESULTS.md
