@@ -62,7 +62,7 @@ while pgrep -f "h2load -n $per" > /dev/null; do sleep 0.1; done
 h2_rps=0
 for ip in "${ips[@]}"; do
   rps=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' "$work/h2load-$ip.txt")
-  h2_rps=$(python3 -c "print($h2_rps + ${rps:-0})")
+  h2_rps=$(python3 -c "print(round($h2_rps + ${rps:-0}))")
 done
 h2_p50=$(awk '/time for request:/ { print $6 }' "$work/h2load-${ips[0]}.txt")
 echo "h2load: $h2_rps requests/s (mean request time on ${ips[0]}: $h2_p50)"
@@ -86,7 +86,7 @@ cpu=$(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')
   echo
   echo "| client | requests/s | p50 | p99 | ratio to h2load |"
   echo "|---|---|---|---|---|"
-  echo "| h2load (nghttp2 $(h2load --version | awk '{print $2}' | head -1)) | $h2_rps | mean $h2_p50 | | 1 |"
+  echo "| $(h2load --version | head -1) | $h2_rps | mean $h2_p50 | | 1 |"
   echo "| swift-lbpool (release) | $pool_rps | $pool_p50 ms | $pool_p99 ms | $ratio |"
   echo
   echo "Not measured yet: AsyncHTTPClient, micro-benchmarks, the 1000-address scale case."

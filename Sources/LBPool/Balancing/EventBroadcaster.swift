@@ -6,6 +6,7 @@ final class EventBroadcaster: Sendable {
     private struct State {
         var subscribers: [UInt64: AsyncStream<PoolEvent>.Continuation] = [:]
         var nextID: UInt64 = 0
+        var finished = false
     }
 
     private let state = Mutex(State())
@@ -19,10 +20,16 @@ final class EventBroadcaster: Sendable {
 
     func subscribe() -> AsyncStream<PoolEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: PoolEvent.self, bufferingPolicy: .bufferingNewest(bufferSize))
-        let id = state.withLock { state -> UInt64 in
+        let id = state.withLock { state -> UInt64? in
+            guard !state.finished else { return nil }
             state.nextID &+= 1
             state.subscribers[state.nextID] = continuation
             return state.nextID
+        }
+        guard let id else {
+            // The pool already stopped: nothing will ever come.
+            continuation.finish()
+            return stream
         }
         continuation.onTermination = { [weak self] _ in
             self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) }
@@ -38,6 +45,7 @@ final class EventBroadcaster: Sendable {
     /// Ends every subscriber's stream (the pool stopped).
     func finish() {
         let subscribers = state.withLock { state -> [AsyncStream<PoolEvent>.Continuation] in
+            state.finished = true
             defer { state.subscribers.removeAll() }
             return Array(state.subscribers.values)
         }

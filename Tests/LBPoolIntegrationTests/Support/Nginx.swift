@@ -82,10 +82,19 @@ final class NginxBackend: @unchecked Sendable {
     }
 
     /// Graceful stop (SIGQUIT, what `nginx -s quit` sends): GOAWAY, in-flight requests finish;
-    /// returns once nginx exited.
-    func quit() async {
-        await child?.stop(SIGQUIT)
-        child = nil
+    /// after `gracePeriod` nginx is stopped with SIGTERM, as Kubernetes does after a pod's grace
+    /// period. Returns once nginx exited.
+    func quit(gracePeriod: Duration = .seconds(5)) async {
+        guard let child else { return }
+        child.signal(SIGQUIT)
+        // Like a pod's termination grace period: nginx waits for connections to go idle, and a
+        // connection accepted just as the quit began may never be idle under load.
+        let deadline = ContinuousClock.now + gracePeriod
+        while child.isRunning, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        await child.stop(SIGTERM)
+        self.child = nil
     }
 
     /// Makes `/healthz` answer 503 (or 200 again).

@@ -17,6 +17,8 @@ func testConfiguration(dns: DNSServer?, minConnections: Int = 1) -> LBPool.Confi
     configuration.requestTimeout = .seconds(10)
     configuration.reconnectBackoff.initial = .milliseconds(100)
     configuration.reconnectBackoff.maximum = .seconds(1)
+    // A restarted test backend should not sit out the default 10 s.
+    configuration.outlierDetection?.baseEjectionTime = .seconds(1)
     if let dns {
         configuration.dns.nameServers = [dns.address]
         configuration.dns.minRefreshInterval = .seconds(1)
