@@ -7,51 +7,11 @@ set -euo pipefail
 client="$1"
 requests="${BENCH_REQUESTS:-100000}"
 name="api.bench.svc.cluster.local"
-work="$(mktemp -d /tmp/lbpool-bench.XXXXXX)"
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-port="$(free_port)"
-dns_port="$(free_port)"
+source "$(dirname "$0")/local-fleet.sh"
 ips=(127.0.0.2 127.0.0.3 127.0.0.4)
 
-for ip in "${ips[@]}"; do
-  dir="$work/nginx-$ip"
-  mkdir -p "$dir"
-  cat > "$dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
-  keepalive_requests 100000000;
-  http2_max_concurrent_streams 128;
-  server { listen $ip:$port http2; location / { return 200 "ok\n"; } }
-}
-CONF
-  nginx -p "$dir" -c "$dir/nginx.conf" &
-  pids+=($!)
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null && break; sleep 0.05; done
-done
-printf '%s %s\n' "${ips[0]}" "$name" "${ips[1]}" "$name" "${ips[2]}" "$name" > "$work/hosts"
-chmod 644 "$work/hosts"
-dnsmasq -k -C /dev/null --port="$dns_port" --listen-address=127.0.0.1 --bind-interfaces --no-resolv \
-  --no-hosts --addn-hosts="$work/hosts" --local-ttl=30 --local=/cluster.local/ --pid-file="$work/dnsmasq.pid" 2>"$work/dnsmasq.log" &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$dns_port") 2>/dev/null && break; sleep 0.05; done
+for ip in "${ips[@]}"; do start_nginx "$ip"; done
+start_dns "$name" 30 "${ips[@]}"
 
 echo "== h2load: 3 connections (one per backend) × 21 streams, $requests requests"
 per=$((requests / 3))
