@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import LBPool
+import MetricsTestKit
 import NIOCore
 import Synchronization
 import Testing
@@ -61,6 +62,34 @@ import Testing
         let perConnection = Dictionary(grouping: log, by: { "\($0.server)#\($0.connection)" }).mapValues(\.count)
         #expect(perConnection.count >= 20_000 / 50)
         #expect(perConnection.values.allSatisfy { $0 <= 50 })
+    }
+
+    @Test func learnsTheServersStreamsPerConnectionAndSendsNoStreamPastIt() async throws {
+        let (backends, dns, port) = try await fleet(keepaliveRequests: 20)
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let metrics = TestMetrics()
+        let records = LogRecords()
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
+                              logger: records.logger(), metrics: metrics)
+        let body = RequestBody.bytes(ByteBuffer(repeating: UInt8(ascii: "b"), count: 64))
+        let transparentRetries = { try metrics.expectCounter("lbpool_transparent_retries_total").totalValue }
+        let (learning, afterwards, retriesBefore) = try await withRunningPool(pool) { pool in
+            let learning = await load(pool, count: 1_000, concurrency: 32, body: body) { post(id: "learn-\($0)") }
+            let before = try transparentRetries()
+            let afterwards = await load(pool, count: 3_000, concurrency: 32, body: body) { post(id: "capped-\($0)") }
+            return (learning, afterwards, before)
+        }
+        #expect(learning.isEmpty && afterwards.isEmpty, "\((learning + afterwards).prefix(5))")
+        let learned = records.all.filter { $0.message == "learned the server's streams per connection" }
+        #expect(Set(learned.compactMap { $0.metadata["address"] }).count == 3)
+        #expect(learned.allSatisfy { $0.metadata["streams"] == "20" })
+        // Once learned, no stream went past a connection's 20: nothing was refused and re-sent.
+        #expect(try transparentRetries() == retriesBefore)
+        let log = try backends.flatMap { try $0.accessLog() }
+        #expect(log.count == 4_000)
+        #expect(Set(log.map(\.requestID)).count == 4_000)
+        let perConnection = Dictionary(grouping: log, by: { "\($0.server)#\($0.connection)" }).mapValues(\.count)
+        #expect(perConnection.values.allSatisfy { $0 <= 20 })
     }
 
     @Test func rollingRestartFailsNoRequest() async throws {

@@ -32,6 +32,8 @@ final class Balancer: SubconnectionDelegate, Sendable {
         var ejection: OutlierEjection?
         var healthCounters: [ResolvedAddress: EndpointHealthCounter] = [:]
         var activeHealth: ActiveHealth?
+        /// Per address, what its GOAWAYs say of the server's streams per connection.
+        var streamCaps: [ResolvedAddress: StreamCapEstimate] = [:]
     }
 
     /// Active health checks: the settings and the probe request's head.
@@ -232,6 +234,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
             ])
             metrics.goAway(code: code)
             refreshRequests.request()
+            learnStreamCap(address, errorCode: code, lastStreamID: lastStreamID)
+        case .draining(.streamLimitReached(let streams)):
+            logger.debug("per-connection stream cap reached: replacing", metadata: [
+                "address": "\(address)", "subconnection": "\(id)", "streams": "\(streams)",
+            ])
         case .draining(.lifetimeExpired):
             logger.debug("rotation: draining after its replacement is ready", metadata: ["address": "\(address)", "subconnection": "\(id)"])
             metrics.rotations.increment()
@@ -242,6 +249,19 @@ final class Balancer: SubconnectionDelegate, Sendable {
             $0.subconnection(id, address: address, reported: event)
         }
         if case .closed = event { applyActiveHealth(address) { $0.closed(id, at: address) } }
+    }
+
+    private func learnStreamCap(_ address: ResolvedAddress, errorCode: UInt32, lastStreamID: Int) {
+        let (before, after) = state.withLock { state in
+            var estimate = state.streamCaps[address] ?? StreamCapEstimate()
+            let before = estimate.cap
+            estimate.goAwayReceived(errorCode: errorCode, lastStreamID: lastStreamID)
+            state.streamCaps[address] = estimate
+            return (before, estimate.cap)
+        }
+        if let after, after != before {
+            logger.info("learned the server's streams per connection", metadata: ["address": "\(address)", "streams": "\(after)"])
+        }
     }
 
     // MARK: - Active health checks
@@ -314,7 +334,8 @@ final class Balancer: SubconnectionDelegate, Sendable {
             for action in transition(&state.machine) {
                 switch action {
                 case .dial(let address, let id):
-                    let subconnection = Subconnection(id: id, address: address, health: state.healthCounters[address])
+                    let subconnection = Subconnection(
+                        id: id, address: address, health: state.healthCounters[address], streamCap: state.streamCaps[address]?.cap)
                     state.subconnections[id] = subconnection
                     work.append(.run(subconnection))
                     emitted.append(PoolEvent(kind: .connecting, address: address, subconnection: id))
@@ -331,6 +352,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     emitted.append(PoolEvent(kind: .addressAdded, address: address, subconnection: nil))
                 case .addressRemoved(let address):
                     state.healthCounters[address] = nil
+                    state.streamCaps[address] = nil
                     state.activeHealth?.removed(address)
                     state.ejection?.removed(address)
                     emitted.append(PoolEvent(kind: .addressRemoved, address: address, subconnection: nil))

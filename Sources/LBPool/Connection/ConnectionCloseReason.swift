@@ -10,6 +10,9 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     case poolShutdown
     /// The peer stopped answering keepalive PINGs.
     case keepaliveTimeout
+    /// The connection opened as many streams as its server accepts on one connection (learned
+    /// from earlier GOAWAYs, see ``LBPool/Configuration``), and a new one takes over.
+    case streamLimitReached(Int)
     /// The connection failed or was closed by the peer without GOAWAY.
     case connectionError(String)
 
@@ -22,6 +25,7 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
         case .addressRemoved: return "address removed from DNS"
         case .poolShutdown: return "pool shutting down"
         case .keepaliveTimeout: return "keepalive timeout"
+        case .streamLimitReached(let streams): return "the server's \(streams) streams per connection reached"
         case .connectionError(let message): return "connection error: \(message)"
         }
     }

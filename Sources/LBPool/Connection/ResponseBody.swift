@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP2
 
 /// The body of a response, as the server sends it: a sequence of byte chunks.
 ///
@@ -9,45 +8,14 @@ public struct ResponseBody: AsyncSequence {
     public typealias Element = ByteBuffer
     public typealias Failure = any Error
 
-    final class Reader {
-        private var iterator: NIOAsyncChannelInboundStream<HTTP2Frame.FramePayload>.AsyncIterator
-        private var finished = false
+    private let reader: ResponseStream
 
-        init(_ iterator: NIOAsyncChannelInboundStream<HTTP2Frame.FramePayload>.AsyncIterator) {
-            self.iterator = iterator
-        }
-
-        func next() async throws -> ByteBuffer? {
-            while !finished {
-                guard let payload = try await iterator.next() else {
-                    finished = true
-                    throw LBPoolError(.connectionFailed, "stream closed before the response body ended")
-                }
-                switch payload {
-                case .data(let data):
-                    finished = data.endStream
-                    if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
-                        return buffer
-                    }
-                case .headers(let trailers):
-                    // Trailers end the body; their content is not exposed yet.
-                    finished = finished || trailers.endStream
-                default:
-                    continue
-                }
-            }
-            return nil
-        }
-    }
-
-    private let reader: Reader
-
-    init(_ reader: Reader) {
+    init(_ reader: ResponseStream) {
         self.reader = reader
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        fileprivate let reader: Reader
+        fileprivate let reader: ResponseStream
 
         public mutating func next() async throws -> ByteBuffer? {
             try await reader.next()

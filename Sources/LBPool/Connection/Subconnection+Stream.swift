@@ -37,74 +37,64 @@ extension Subconnection {
     ) async throws -> Result {
         // Picked just before it started draining: a new stream would only prolong the drain.
         guard shared.isAvailable.load(ordering: .acquiring), let connected else {
+            if shared.streamStarted() { drain(.streamLimitReached(shared.streamCap)) }
             throw AttemptFailure(kind: .unprocessed, underlying: LBPoolError(.connectionFailed, "not connected"), address: address)
         }
-        let stream: NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>
-        do {
-            let handler = connected.handler
-            stream = try await connected.multiplexer.openStream { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Counted from here until the stream channel closes, on the event loop: the
-                    // connection does not close under a stream it is about to send.
-                    handler.value.streamOpened()
-                    channel.closeFuture.whenComplete { _ in handler.value.streamClosed() }
-                    return try NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>(wrappingChannelSynchronously: channel)
-                }
+        let response = ResponseStream()
+        let handler = connected.handler
+        let storage = body?.storage
+        let opened = connected.channel.eventLoop.makePromise(of: (any Channel).self)
+        connected.multiplexer.createStreamChannel(promise: opened) { channel in
+            // Counted from here until the stream channel closes, on the event loop: the
+            // connection does not close under a stream it is about to send.
+            handler.value.streamOpened()
+            channel.closeFuture.whenComplete { _ in handler.value.streamClosed() }
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    StreamHandler(response: response, head: head, body: storage, deadline: deadline))
             }
-        } catch {
-            throw AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }
-        let channel = stream.channel
-        let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
-            channel.close(promise: nil)
+        opened.futureResult.whenFailure { error in response.fail(error) }
+        if shared.streamStarted() {
+            // Queued on the event loop after every stream of the cap: the drain counts them open.
+            drain(.streamLimitReached(shared.streamCap))
         }
-        defer { timer.cancel() }
-        var headReceived = false
-        var headSent = false
-        do {
-            return try await stream.executeThenClose { inbound, outbound in
-                try await outbound.write(.headers(.init(headers: head, endStream: body == nil)))
-                headSent = true
+
+        // A streamed body is written by this task once the stream is open and the head went out.
+        var bodyWriteError: (any Error)?
+        if case .stream(let stream) = storage {
+            do {
+                let channel = try await opened.futureResult.get()
+                try await stream.send { chunk in
+                    try await channel.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk), endStream: false)))
+                }
+                try await channel.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+            } catch {
                 // A server may answer before it has read the body, then reset the stream
                 // (nginx does): a failed body write is only an error if no response follows.
-                var bodyWriteError: (any Error)?
-                do {
-                    switch body?.storage {
-                    case .bytes(let buffer):
-                        try await outbound.write(.data(.init(data: .byteBuffer(buffer), endStream: true)))
-                    case .stream(let stream):
-                        try await stream.send { chunk in
-                            try await outbound.write(.data(.init(data: .byteBuffer(chunk), endStream: false)))
-                        }
-                        try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
-                    case nil:
-                        break
-                    }
-                } catch {
-                    bodyWriteError = error
-                }
-                var iterator = inbound.makeAsyncIterator()
-                let response: HTTPResponse
-                do {
-                    response = try await ResponseHead.read(from: &iterator)
-                } catch {
-                    throw bodyWriteError ?? error
-                }
-                timer.cancel()
-                headReceived = true
-                return try await handle(response, ResponseBody(.init(iterator)))
+                bodyWriteError = error
+                response.closeIfOpen()
             }
-        } catch {
-            guard !headReceived else { throw error }
-            if !headSent, NIODeadline.now() < deadline {
+        }
+
+        let responseHead: HTTPResponse
+        do {
+            responseHead = try await response.head()
+        } catch let failure as ResponseStream.HeadFailure {
+            if failure.underlying is CancellationError { throw CancellationError() }
+            let error = bodyWriteError ?? failure.underlying
+            if !failure.headSent, NIODeadline.now() < deadline {
                 // The head never went out: the server cannot have seen the request.
                 throw AttemptFailure(kind: .unprocessed, underlying: error, address: address)
             }
+            let channel = try? await opened.futureResult.get()
             throw await classify(error, channel: channel, deadline: deadline)
         }
+        defer { response.closeIfOpen() }
+        return try await handle(responseHead, ResponseBody(response))
     }
 
-    private func classify(_ error: any Error, channel: any Channel, deadline: NIODeadline) async -> AttemptFailure {
+    private func classify(_ error: any Error, channel: (any Channel)?, deadline: NIODeadline) async -> AttemptFailure {
         if NIODeadline.now() >= deadline {
             return AttemptFailure(kind: .deadlineExceeded, underlying: error, address: address)
         }
@@ -114,7 +104,7 @@ extension Subconnection {
         if error is NIOHTTP2Errors.CreatedStreamAfterGoaway {
             return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }
-        guard let streamID = try? await channel.getOption(HTTP2StreamChannelOptions.streamID) else {
+        guard let channel, let streamID = try? await channel.getOption(HTTP2StreamChannelOptions.streamID) else {
             // No stream id: nothing was written.
             return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }
@@ -129,22 +119,6 @@ extension Subconnection {
 
 /// Reading the response head from a stream.
 enum ResponseHead {
-    static func read(from iterator: inout NIOAsyncChannelInboundStream<HTTP2Frame.FramePayload>.AsyncIterator) async throws -> HTTPResponse {
-        while let payload = try await iterator.next() {
-            switch payload {
-            case .headers(let headers):
-                let response = try parse(headers.headers)
-                // 1xx responses are informational; the final one follows.
-                if response.status.kind != HTTPResponse.Status.Kind.informational { return response }
-            case .data:
-                throw LBPoolError(.invalidResponse, "DATA before the response HEADERS")
-            default:
-                continue
-            }
-        }
-        throw LBPoolError(.connectionFailed, "stream closed before response headers")
-    }
-
     static func parse(_ headers: HPACKHeaders) throws -> HTTPResponse {
         var status: Int?
         var fields = HTTPFields()

@@ -33,16 +33,39 @@ final class SubconnectionShared: Sendable {
     let closing = ConnectionClosingSignal()
     /// Set when a draining connection was closed at its drain deadline with streams open.
     let closedAtDrainDeadline = Atomic<Bool>(false)
+    /// Streams this connection may open in all (see ``StreamCapEstimate``); `Int.max` when the
+    /// server's cap is not known.
+    let streamCap: Int
+    /// Stream slots taken so far, counted only under a cap (failed tries overshoot it).
+    let streamsReserved = Atomic<Int>(0)
+    /// Reserved slots used (a stream opened, or the attempt gave up), counted only under a cap.
+    let streamsStarted = Atomic<Int>(0)
 
-    /// Takes one stream slot if the server's limit leaves one; ``release()`` gives it back.
+    init(streamCap: Int?) {
+        self.streamCap = streamCap ?? .max
+    }
+
+    /// Takes one stream slot if the server's limits leave one; ``release()`` gives it back.
     func tryReserve() -> Bool {
         var current = inFlight.load(ordering: .relaxed)
-        while current < maxConcurrentStreams.load(ordering: .relaxed) {
+        while true {
+            guard current < maxConcurrentStreams.load(ordering: .relaxed) else { return false }
             let (exchanged, original) = inFlight.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
-            if exchanged { return true }
+            if exchanged { break }
             current = original
         }
-        return false
+        if streamCap != .max, streamsReserved.wrappingAdd(1, ordering: .relaxed).newValue > streamCap {
+            inFlight.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Records that a reserved slot was used; returns true to the one caller that used the
+    /// cap's last slot, which then drains the connection. Every stream under the cap was handed
+    /// to the event loop before that caller's drain is.
+    func streamStarted() -> Bool {
+        streamCap != .max && streamsStarted.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == streamCap
     }
 
     /// Gives back a slot; returns whether the connection was full before.
@@ -56,7 +79,7 @@ final class SubconnectionShared: Sendable {
 /// A subconnection is dialled once; after it closes, the balancer makes a new one (with a new
 /// ``SubconnectionID``) if the endpoint still needs it.
 final class Subconnection: Sendable {
-    typealias Multiplexer = NIOHTTP2Handler.AsyncStreamMultiplexer<Void>
+    typealias Multiplexer = NIOHTTP2Handler.StreamMultiplexer
 
     struct Connected: Sendable {
         var channel: any Channel
@@ -74,16 +97,19 @@ final class Subconnection: Sendable {
     let id: SubconnectionID
     let address: ResolvedAddress
     let createdAt = ContinuousClock.now
-    let shared = SubconnectionShared()
+    let shared: SubconnectionShared
     private let phase = Mutex<Phase>(.idle)
 
     /// The passive-health counter of the address, when outlier detection is on.
     let health: EndpointHealthCounter?
 
-    init(id: SubconnectionID, address: ResolvedAddress, health: EndpointHealthCounter? = nil) {
+    /// - Parameter streamCap: Streams to open on this connection at most, when its server's
+    ///   per-connection cap is known.
+    init(id: SubconnectionID, address: ResolvedAddress, health: EndpointHealthCounter? = nil, streamCap: Int? = nil) {
         self.id = id
         self.address = address
         self.health = health
+        self.shared = SubconnectionShared(streamCap: streamCap)
     }
 
     /// The dialled connection, once there is one.
@@ -175,9 +201,10 @@ final class Subconnection: Sendable {
                 // rapid-reset guard is meant for servers; in a client it would kill healthy
                 // connections under load.
                 configuration.stream.streamResetFrameRateLimit.maximumCount = .max
-                let multiplexer = try sync.configureAsyncHTTP2Pipeline(
+                let multiplexer = try sync.configureHTTP2Pipeline(
                     mode: .client,
-                    configuration: configuration
+                    connectionConfiguration: configuration.connection,
+                    streamConfiguration: configuration.stream
                 ) { stream in
                     // Servers cannot open streams to a client with push disabled.
                     stream.close()

@@ -1,0 +1,232 @@
+import HTTPTypes
+import NIOCore
+import Synchronization
+
+/// The meeting point of one request stream's event-loop handler (``StreamHandler``) and the
+/// task that executes the request: the handler delivers the response head, body chunks and the
+/// end; the task waits for them. Everything is under one short lock, and continuations are
+/// resumed outside it.
+///
+/// The body is buffered up to ``highWatermark`` bytes; above it the handler stops asking the
+/// stream for reads (so HTTP/2 flow control holds the server back) until the reader drains the
+/// buffer below ``lowWatermark``.
+final class ResponseStream: Sendable {
+    static let highWatermark = 256 * 1024
+    static let lowWatermark = 64 * 1024
+
+    /// How an attempt failed before its response head arrived.
+    struct HeadFailure: Error {
+        var underlying: any Error
+        /// Whether the request head was handed to the stream: if not, the server cannot have
+        /// seen the request.
+        var headSent: Bool
+    }
+
+    private enum Head {
+        /// Not arrived; the task may be waiting for it.
+        case waiting(CheckedContinuation<HTTPResponse, any Error>?)
+        /// Arrived before the task asked for it.
+        case arrived(HTTPResponse)
+        case taken
+        case failed(HeadFailure)
+    }
+
+    private struct State {
+        var head = Head.waiting(nil)
+        var headSent = false
+        var chunks = CircularBuffer<ByteBuffer>(initialCapacity: 2)
+        var bufferedBytes = 0
+        /// `nil` while the body may still grow; then success or the error that ended it.
+        var end: Result<Void, any Error>?
+        var bodyWaiter: CheckedContinuation<ByteBuffer?, any Error>?
+        /// The handler held back a read because the buffer was full.
+        var readPaused = false
+        var channel: (any Channel)?
+        var cancelled = false
+    }
+
+    private let state = Mutex(State())
+
+    // MARK: - Event-loop side (StreamHandler)
+
+    /// The stream's channel exists; returns whether the task was cancelled already.
+    func attach(_ channel: any Channel) -> Bool {
+        state.withLock { state in
+            state.channel = channel
+            return state.cancelled
+        }
+    }
+
+    func markHeadSent() {
+        state.withLock { $0.headSent = true }
+    }
+
+    func deliverHead(_ response: HTTPResponse) {
+        let waiter = state.withLock { state -> CheckedContinuation<HTTPResponse, any Error>? in
+            guard case .waiting(let waiter) = state.head else { return nil }
+            if let waiter {
+                state.head = .taken
+                return waiter
+            }
+            // Nobody waits yet: kept for ``head()``.
+            state.head = .arrived(response)
+            return nil
+        }
+        waiter?.resume(returning: response)
+    }
+
+    /// Adds a body chunk (possibly empty) and, with `end`, ends the body.
+    func append(_ chunk: ByteBuffer?, end: Bool) {
+        let (waiter, value) = state.withLock { state -> (CheckedContinuation<ByteBuffer?, any Error>?, ByteBuffer?) in
+            if end, state.end == nil { state.end = .success(()) }
+            if let chunk, chunk.readableBytes > 0 {
+                if let waiter = state.bodyWaiter {
+                    state.bodyWaiter = nil
+                    return (waiter, chunk)
+                }
+                state.chunks.append(chunk)
+                state.bufferedBytes += chunk.readableBytes
+                return (nil, nil)
+            }
+            if state.end != nil, let waiter = state.bodyWaiter {
+                state.bodyWaiter = nil
+                return (waiter, nil)
+            }
+            return (nil, nil)
+        }
+        waiter?.resume(returning: value)
+    }
+
+    /// Whether the handler should hold back a read; if so, the reader asks for it later.
+    func shouldPauseRead() -> Bool {
+        state.withLock { state in
+            guard state.bufferedBytes >= Self.highWatermark, state.end == nil else { return false }
+            state.readPaused = true
+            return true
+        }
+    }
+
+    /// The stream closed or failed: whatever has not arrived yet never will.
+    func fail(_ error: any Error) {
+        let (headWaiter, bodyWaiter, failure) = state.withLock { state in
+            var headWaiter: CheckedContinuation<HTTPResponse, any Error>?
+            var failure: HeadFailure?
+            if case .waiting(let waiter) = state.head {
+                let headFailure = HeadFailure(underlying: error, headSent: state.headSent)
+                state.head = .failed(headFailure)
+                headWaiter = waiter
+                failure = headFailure
+            }
+            var bodyWaiter: CheckedContinuation<ByteBuffer?, any Error>?
+            if state.end == nil {
+                state.end = .failure(LBPoolError(.connectionFailed, "stream closed before the response body ended", underlying: error))
+                bodyWaiter = state.bodyWaiter
+                state.bodyWaiter = nil
+            }
+            return (headWaiter, bodyWaiter, failure)
+        }
+        if let headWaiter, let failure { headWaiter.resume(throwing: failure) }
+        if let bodyWaiter {
+            bodyWaiter.resume(throwing: LBPoolError(.connectionFailed, "stream closed before the response body ended", underlying: error))
+        }
+    }
+
+    // MARK: - Task side
+
+    /// Waits for the response head; throws ``HeadFailure``.
+    func head() async throws -> HTTPResponse {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
+                let ready = state.withLock { state -> Result<HTTPResponse, any Error>? in
+                    switch state.head {
+                    case .waiting:
+                        state.head = .waiting(continuation)
+                        return nil
+                    case .arrived(let head):
+                        state.head = .taken
+                        return .success(head)
+                    case .taken:
+                        return .failure(LBPoolError(.invalidRequest, "the response head was already taken"))
+                    case .failed(let failure):
+                        return .failure(failure)
+                    }
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        } onCancel: {
+            cancel()
+        }
+    }
+
+    /// The next body chunk, or `nil` at the end of the body.
+    func next() async throws -> ByteBuffer? {
+        enum Outcome {
+            case chunk(ByteBuffer, resumeReads: (any Channel)?)
+            case end(Result<Void, any Error>)
+            case wait
+        }
+        let outcome = state.withLock { state -> Outcome in
+            if let chunk = state.chunks.popFirst() {
+                state.bufferedBytes -= chunk.readableBytes
+                var resume: (any Channel)?
+                if state.readPaused, state.bufferedBytes < Self.lowWatermark {
+                    state.readPaused = false
+                    resume = state.channel
+                }
+                return .chunk(chunk, resumeReads: resume)
+            }
+            if let end = state.end { return .end(end) }
+            return .wait
+        }
+        switch outcome {
+        case .chunk(let chunk, let channel):
+            channel?.read()
+            return chunk
+        case .end(let result):
+            try result.get()
+            return nil
+        case .wait:
+            break
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
+                let ready = state.withLock { state -> Result<ByteBuffer?, any Error>? in
+                    if let chunk = state.chunks.popFirst() {
+                        state.bufferedBytes -= chunk.readableBytes
+                        return .success(chunk)
+                    }
+                    if let end = state.end { return end.map { nil } }
+                    state.bodyWaiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        } onCancel: {
+            cancel()
+        }
+    }
+
+    /// Whether the whole body arrived.
+    var isComplete: Bool {
+        state.withLock { state in
+            if case .success = state.end { return true }
+            return false
+        }
+    }
+
+    /// Resets the stream (if it is still open) and fails whoever waits.
+    func cancel() {
+        let channel = state.withLock { state in
+            state.cancelled = true
+            return state.channel
+        }
+        channel?.close(promise: nil)
+        fail(CancellationError())
+    }
+
+    /// Closes the stream if the body did not end: the server learns with RST_STREAM(CANCEL).
+    func closeIfOpen() {
+        let channel = state.withLock { state in state.end == nil ? state.channel : nil }
+        channel?.close(promise: nil)
+    }
+}
