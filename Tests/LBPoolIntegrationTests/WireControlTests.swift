@@ -86,6 +86,39 @@ import Testing
         #expect(attempts.count("refused-1") == 2)
     }
 
+    @Test func bodyCutOffBeforeTheCallerHadItIsRetriedOnlyWhenIdempotent() async throws {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server)
+        let attempts = AttemptCounter()
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task {
+                for await request in server.requests {
+                    if attempts.record(request.requestID) == 1 {
+                        // Head and part of the body, then the connection dies.
+                        request.respond(body: "partial", end: false)
+                        request.connection.channel.close(promise: nil)
+                    } else {
+                        request.respond(body: "whole")
+                    }
+                }
+            }
+            var get = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
+            get.headerFields[HTTPField.Name("x-request-id")!] = "get-1"
+            let response = try await pool.execute(get)
+            #expect(String(buffer: response.body) == "whole")
+            #expect(response.attempts == 2)
+            let error = await #expect(throws: LBPoolError.self) {
+                try await pool.execute(post(id: "post-1"), body: .bytes(ByteBuffer(string: "x")))
+            }
+            #expect(error?.code == .connectionFailed)
+            #expect(error?.message.contains("response body ended") == true, "\(String(describing: error))")
+            serverTask.cancel()
+            await server.close()
+        }
+        #expect(attempts.count("get-1") == 2)
+        #expect(attempts.count("post-1") == 1, "a POST that may have been processed is not sent again")
+    }
+
     @Test func streamHearsGoAwayWithItsCodeBeforeItEnds() async throws {
         let server = try await TestHTTP2Server()
         let pool = try pool(server)

@@ -201,6 +201,7 @@ final class Subconnection: Sendable {
                 // rapid-reset guard is meant for servers; in a client it would kill healthy
                 // connections under load.
                 configuration.stream.streamResetFrameRateLimit.maximumCount = .max
+                try sync.addHandler(FlushCoalescer())
                 let multiplexer = try sync.configureHTTP2Pipeline(
                     mode: .client,
                     connectionConfiguration: configuration.connection,

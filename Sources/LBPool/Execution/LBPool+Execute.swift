@@ -156,6 +156,27 @@ extension LBPool {
                         attempts: retries.attempts, retryStop: stop))
                 }
                 if let result { return result }
+            } catch let incomplete as IncompleteResponse {
+                retryBudget.record(success: false)
+                recordOutcome(subconnection, success: false)
+                let decision: RetryState.Decision
+                if body?.isReplayable == false {
+                    decision = .stop(.notRetryable("the streamed request body was already read"))
+                } else if !policy.retriesTransportFailures {
+                    decision = .stop(.notRetryable("the retry policy does not retry transport failures"))
+                } else {
+                    decision = retries.decide(retryAfter: nil, shuttingDown: isShuttingDown)
+                }
+                guard case .retry(let delay) = decision else {
+                    if case .stop(.budgetExhausted) = decision { noteBudgetExhausted(subconnection.address) }
+                    var error = incomplete.error
+                    error.address = error.address ?? subconnection.address
+                    throw error
+                }
+                metrics.retries.increment()
+                try await Task.sleep(for: delay)
+                avoid = subconnection.address
+                continue
             } catch let failure as AttemptFailure {
                 switch failure.kind {
                 case .unprocessed where body?.isReplayable == false:
@@ -218,8 +239,16 @@ extension LBPool {
     ) async throws -> Response {
         let limit = configuration.maxCollectedBodyBytes
         return try await execute(request, body: body, timeout: timeout, options: options) { response in
-            Response(head: response.head, body: try await response.body.collect(upTo: limit), servedBy: response.servedBy,
-                     attempts: response.attempts, retryStop: response.retryStop)
+            let collected: ByteBuffer
+            do {
+                collected = try await response.body.collect(upTo: limit)
+            } catch let error as LBPoolError where error.code == .connectionFailed {
+                // Nothing of this response reached the caller yet: the attempt failed like a
+                // transport failure after sending, and may be retried as one.
+                throw IncompleteResponse(error: error)
+            }
+            return Response(head: response.head, body: collected, servedBy: response.servedBy,
+                            attempts: response.attempts, retryStop: response.retryStop)
         }
     }
 
@@ -285,4 +314,10 @@ extension LBPool {
             try Task.checkCancellation()
         }
     }
+}
+
+/// The body of a response the pool collects for the caller broke off: nothing of the response
+/// was handed over, so the attempt counts as failed after sending (retryable when safe).
+struct IncompleteResponse: Error {
+    var error: LBPoolError
 }
