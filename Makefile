@@ -41,10 +41,14 @@ demo: deps
 	$(SWIFT) build --product RoundRobinClient
 	bash scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/RoundRobinClient"
 
-# h2load and the pool against the same nginx backends, in one run; writes Benchmarks/RESULTS.md.
+# h2load, the pool and AsyncHTTPClient against the same nginx backends in one run (h2c, TLS,
+# HTTP/1.1), the 1000-address scale case and the micro-benchmarks; writes Benchmarks/RESULTS.md.
 bench: deps
 	$(SWIFT) build -c release --product RoundRobinClient
-	bash scripts/bench.sh "$$($(SWIFT) build -c release --show-bin-path)/RoundRobinClient"
+	$(SWIFT) build -c release --package-path Benchmarks --product AHCLoad
+	$(SWIFT) build -c release --package-path Benchmarks --product ScaleProbe
+	bash scripts/bench.sh "$$($(SWIFT) build -c release --show-bin-path)/RoundRobinClient" \
+	  "$$($(SWIFT) build -c release --package-path Benchmarks --show-bin-path)"
 
 # Checks the DocC catalog against the public API (no warnings allowed) and writes it to .build/docs.
 docs: build
@@ -55,4 +59,4 @@ docs: build
 	  --fallback-display-name LBPool --fallback-bundle-identifier org.swift-lbpool --output-path .build/docs --warnings-as-errors
 
 clean:
-	rm -rf .build
+	rm -rf .build Benchmarks/.build

@@ -1,54 +1,138 @@
 #!/usr/bin/env bash
-# Load comparison on this machine, in one run: h2load (the C reference) and the pool (the
-# example client, release build) against the same three nginx h2c backends on 127.0.0.2-4,
-# with the same connections (one per backend) and 63 concurrent streams in all. Prints
-# requests/s, p50/p99 latency and the ratio, and writes them to Benchmarks/RESULTS.md.
+# `make bench`: one run on this machine, side by side against the same local nginx backends:
+# h2load (the C reference), the pool (example client, release build) and AsyncHTTPClient, over
+# h2c, h2 over TLS and HTTP/1.1; then the 1000-address scale case and the micro-benchmarks.
+# Prints everything and writes Benchmarks/RESULTS.md.
+# Usage: bench.sh ROUND-ROBIN-CLIENT BENCHMARKS-BIN-DIR
 set -euo pipefail
 client="$1"
+bin="$2"
 requests="${BENCH_REQUESTS:-100000}"
 name="api.bench.svc.cluster.local"
-source "$(dirname "$0")/local-fleet.sh"
+scale_name="api.scale.svc.cluster.local"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/scripts/local-fleet.sh"
 ips=(127.0.0.2 127.0.0.3 127.0.0.4)
+per=$((requests / 3))
+rows=()
 
+make_certificates "$name" "${ips[@]}"
 for ip in "${ips[@]}"; do start_nginx "$ip"; done
 start_dns "$name" 30 "${ips[@]}"
+for ip in "${ips[@]}"; do wait_for_port "$ip" "$tls_port"; wait_for_port "$ip" "$h1_port"; done
 
-echo "== h2load: 3 connections (one per backend) × 21 streams, $requests requests"
-per=$((requests / 3))
-for ip in "${ips[@]}"; do
-  h2load -n "$per" -c 1 -m 21 "http://$ip:$port/" > "$work/h2load-$ip.txt" 2>&1 &
-done
-while pgrep -f "h2load -n $per" > /dev/null; do sleep 0.1; done
-h2_rps=0
-for ip in "${ips[@]}"; do
-  rps=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' "$work/h2load-$ip.txt")
-  h2_rps=$(python3 -c "print(round($h2_rps + ${rps:-0}))")
-done
-h2_p50=$(awk '/time for request:/ { print $6 }' "$work/h2load-${ips[0]}.txt")
-echo "h2load: $h2_rps requests/s (mean request time on ${ips[0]}: $h2_p50)"
+# h2load_run LABEL ARGS...: one h2load per backend at once; sums requests/s, keeps the mean
+# request time of the first. Sets rps and mean.
+h2load_run() {
+  local label="$1" scheme="$2" p="$3"
+  shift 3
+  for ip in "${ips[@]}"; do
+    h2load -n "$per" "$@" "$scheme://$ip:$p/" > "$work/h2load-$label-$ip.txt" 2>&1 &
+    echo $! >> "$work/h2load-$label.pids"
+  done
+  while read -r pid; do wait "$pid"; done < "$work/h2load-$label.pids"
+  rps=0
+  for ip in "${ips[@]}"; do
+    local one
+    one=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' "$work/h2load-$label-$ip.txt")
+    rps=$(python3 -c "print(round($rps + ${one:-0}))")
+  done
+  mean=$(awk '/time for request:/ { print $6 }' "$work/h2load-$label-${ips[0]}.txt")
+  echo "h2load $label: $rps requests/s (mean request time $mean)"
+}
 
-echo "== swift-lbpool (example client, release): 63 concurrent requests over the 3 addresses"
-"$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json > "$work/pool.json"
-read -r pool_rps pool_p50 pool_p99 failed < <(python3 -c "
-import json; d = json.load(open('$work/pool.json'))
+# json_run LABEL COMMAND...: a client that prints the JSON summary. Sets rps, p50, p99, failed.
+json_run() {
+  local label="$1"
+  shift
+  "$@" > "$work/$label.json"
+  read -r rps p50 p99 failed < <(python3 -c "
+import json; d = json.load(open('$work/$label.json'))
 print(d['requestsPerSecond'], d['latencyMs']['p50'], d['latencyMs']['p99'], d['failed'])")
-ratio=$(python3 -c "print(round($pool_rps / $h2_rps, 3) if $h2_rps else 0)")
-echo "pool:   $pool_rps requests/s, p50 $pool_p50 ms, p99 $pool_p99 ms, $failed failed"
-echo "ratio pool / h2load: $ratio"
+  echo "$label: $rps requests/s, p50 $p50 ms, p99 $p99 ms, $failed failed"
+}
+
+ratio() { python3 -c "print(round($1 / $2, 3) if $2 else 0)"; }
+
+echo "== h2c: 3 connections (one per backend), 63 concurrent streams, $requests requests"
+h2load_run h2c http "$port" -c 1 -m 21
+h2c_rps=$rps; h2c_mean=$mean
+json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json
+pool_h2c=($rps $p50 $p99 $failed)
+echo "ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps")"
+
+echo "== h2 over TLS: same connections and streams"
+h2load_run tls https "$tls_port" -c 1 -m 21
+tls_rps=$rps; tls_mean=$mean
+json_run pool-tls "$client" "https://$name:$tls_port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --ca-file "$work/ca.pem" --json
+pool_tls=($rps $p50 $p99 $failed)
+json_run ahc-tls "$bin/AHCLoad" "https://${ips[0]}:$tls_port/" "https://${ips[1]}:$tls_port/" "https://${ips[2]}:$tls_port/" \
+  --requests "$requests" --concurrency 63 --ca-file "$work/ca.pem"
+ahc_tls=($rps $p50 $p99 $failed)
+echo "ratio pool / AsyncHTTPClient (h2 over TLS): $(ratio "${pool_tls[0]}" "${ahc_tls[0]}")"
+
+echo "== HTTP/1.1: 63 connections (21 per backend), one request each at a time"
+h2load_run h1 http "$h1_port" --h1 -c 21 -m 1
+h1_rps=$rps; h1_mean=$mean
+json_run ahc-h1 "$bin/AHCLoad" "http://${ips[0]}:$h1_port/" "http://${ips[1]}:$h1_port/" "http://${ips[2]}:$h1_port/" \
+  --requests "$requests" --concurrency 63 --http1
+ahc_h1=($rps $p50 $p99 $failed)
+
+echo "== scale: $scale_name with 1000 A records (TCP after UDP truncation), minConnections 1"
+scale_ips=()
+for i in $(seq 0 999); do scale_ips+=("127.1.$((i / 250)).$((i % 250 + 1))"); done
+for ip in "${scale_ips[@]}"; do echo "$ip $scale_name" >> "$work/hosts"; done
+kill -HUP "$dns_pid"
+start_many_nginx "${scale_ips[@]}"
+"$bin/ScaleProbe" "http://$scale_name:$port" "127.0.0.1:$dns_port" 1000 10 > "$work/scale.json"
+read -r scale_addresses scale_connections scale_ready scale_rss scale_cpu < <(python3 -c "
+import json; d = json.load(open('$work/scale.json'))
+print(d['addresses'], d['connections'], d['readySeconds'], d['rssKiBPerConnection'], d['idleCorePercent'])")
+echo "scale: $scale_addresses addresses, $scale_connections connections ready in $scale_ready s; $scale_rss KiB resident per idle connection; idle CPU $scale_cpu % of one core"
+
+echo "== micro-benchmarks (package-benchmark)"
+(cd "$root/Benchmarks" && swift package benchmark --format markdown --no-progress 2>/dev/null) > "$work/micro.md" || {
+  echo "the micro-benchmarks failed:" >&2; cat "$work/micro.md" >&2; exit 1; }
+cat "$work/micro.md"
 
 cpu=$(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')
+h2load_version=$(h2load --version | head -1)
 {
   echo "# Benchmark results"
   echo
-  echo "Written by \`make bench\` on $(date -u +%Y-%m-%d): $(nproc) cores ($cpu), $(swift --version 2>/dev/null | head -1), $(nginx -v 2>&1)."
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%d): $(nproc) cores ($cpu), $(swift --version 2>/dev/null | head -1), $(nginx -v 2>&1), $h2load_version."
+  echo "Everything below ran in that one invocation, on this machine, against the same nginx backends (one worker each) on 127.0.0.2–4; $requests requests per row."
   echo
-  echo "Three nginx h2c backends on 127.0.0.2–4, one connection each, 63 concurrent streams in all, $requests requests."
+  echo "## Load: requests/s and latency"
   echo
-  echo "| client | requests/s | p50 | p99 | ratio to h2load |"
+  echo "| client | protocol | connections × streams | requests/s | p50 | p99 | failed | ratio |"
+  echo "|---|---|---|---|---|---|---|---|"
+  echo "| $h2load_version | h2c | 3 × 21 | $h2c_rps | mean $h2c_mean | | | 1 |"
+  echo "| swift-lbpool (example client, release) | h2c | 3 × 21 (63 concurrent) | ${pool_h2c[0]} | ${pool_h2c[1]} ms | ${pool_h2c[2]} ms | ${pool_h2c[3]} | $(ratio "${pool_h2c[0]}" "$h2c_rps") × h2load |"
+  echo "| $h2load_version | h2 + TLS | 3 × 21 | $tls_rps | mean $tls_mean | | | 1 |"
+  echo "| swift-lbpool (example client, release) | h2 + TLS | 3 × 21 (63 concurrent) | ${pool_tls[0]} | ${pool_tls[1]} ms | ${pool_tls[2]} ms | ${pool_tls[3]} | $(ratio "${pool_tls[0]}" "$tls_rps") × h2load, $(ratio "${pool_tls[0]}" "${ahc_tls[0]}") × AsyncHTTPClient |"
+  echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | h2 + TLS | 1 per backend, 63 concurrent | ${ahc_tls[0]} | ${ahc_tls[1]} ms | ${ahc_tls[2]} ms | ${ahc_tls[3]} | $(ratio "${ahc_tls[0]}" "$tls_rps") × h2load |"
+  echo "| $h2load_version --h1 | HTTP/1.1 | 63 × 1 | $h1_rps | mean $h1_mean | | | 1 |"
+  echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | HTTP/1.1 | 63 × 1 | ${ahc_h1[0]} | ${ahc_h1[1]} ms | ${ahc_h1[2]} ms | ${ahc_h1[3]} | $(ratio "${ahc_h1[0]}" "$h1_rps") × h2load |"
+  echo
+  echo "The pool reaches the three backends through one DNS name (dnsmasq); AsyncHTTPClient has no"
+  echo "balancing of its own, so its load program sends to the three backend URLs in turn."
+  echo
+  echo "## Scale: 1000 addresses"
+  echo
+  echo "One name with 1000 A records (127.1.0.1–127.1.3.250; the answer comes over TCP after UDP"
+  echo "truncation), one nginx listening on all of them, \`minConnections\` 1, no requests."
+  echo
+  echo "| addresses | connections | all ready after | resident memory per idle connection | CPU while idle (10 s) |"
   echo "|---|---|---|---|---|"
-  echo "| $(h2load --version | head -1) | $h2_rps | mean $h2_p50 | | 1 |"
-  echo "| swift-lbpool (release) | $pool_rps | $pool_p50 ms | $pool_p99 ms | $ratio |"
+  echo "| $scale_addresses | $scale_connections | $scale_ready s | $scale_rss KiB | $scale_cpu % of one core |"
   echo
-  echo "Not measured yet: AsyncHTTPClient, micro-benchmarks, the 1000-address scale case."
-} > Benchmarks/RESULTS.md
-cat Benchmarks/RESULTS.md
+  echo "## Micro-benchmarks"
+  echo
+  echo "package-benchmark (\`Benchmarks/Benchmarks/LBPoolBenchmarks\`); times and allocations per"
+  echo "inner iteration (marked \`*\` where scaled), as the tool printed them."
+  echo
+  cat "$work/micro.md"
+} > "$root/Benchmarks/RESULTS.md"
+echo
+echo "wrote Benchmarks/RESULTS.md"

@@ -1,6 +1,7 @@
 # Sourced by demo.sh and bench.sh: local nginx h2c backends and a dnsmasq on loopback, in a
 # scratch folder, all stopped and removed when the calling script exits.
-# Sets: work, port (one port for every backend), dns_port. Defines start_nginx and start_dns.
+# Sets: work, port (one port for every backend, h2c), tls_port (h2 over TLS), h1_port
+# (HTTP/1.1), dns_port. Defines make_certificates, start_nginx, start_many_nginx and start_dns.
 work="$(mktemp -d /tmp/lbpool-fleet.XXXXXX)"
 chmod 755 "$work"
 pids=()
@@ -15,6 +16,8 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 port="$(free_port)"
+tls_port="$(free_port)"
+h1_port="$(free_port)"
 dns_port="$(free_port)"
 
 wait_for_port() { # wait_for_port IP PORT
@@ -22,27 +25,70 @@ wait_for_port() { # wait_for_port IP PORT
   echo "nothing listens on $1:$2" >&2; exit 1
 }
 
-start_nginx() { # start_nginx IP: answers every request with "hello from IP"
-  local dir="$work/nginx-$1"
-  mkdir -p "$dir"
-  cat > "$dir/nginx.conf" <<CONF
+make_certificates() { # make_certificates NAME IP...: a CA ($work/ca.pem) and a server certificate for NAME and the IPs
+  local name="$1"
+  shift
+  local san="DNS:$name"
+  for ip in "$@"; do san="$san,IP:$ip"; done
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "/CN=bench CA" \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$name" \
+    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
+  openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
+    -extfile <(echo "subjectAltName=$san") -out "$work/server.pem" 2>/dev/null
+  chmod 644 "$work"/*.pem "$work"/*.key
+}
+
+nginx_conf() { # nginx_conf DIR LISTEN-LINES BODY: a one-worker nginx answering every request with BODY
+  cat > "$1/nginx.conf" <<CONF
 worker_processes 1;
+worker_rlimit_nofile 16384;
 daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 1024; }
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 8192; }
 http {
   access_log off;
-  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fastcgi;
+  uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
   keepalive_requests 100000000;
   http2_max_concurrent_streams 128;
-  server { listen $1:$port http2; location / { return 200 "hello from $1\n"; } }
+  server {
+$2
+    location / { return 200 "$3\n"; }
+  }
 }
 CONF
+}
+
+start_nginx() { # start_nginx IP: answers every request with "hello from IP"; h2c on $port, and with
+  # certificates made, h2 over TLS on $tls_port and HTTP/1.1 on $h1_port
+  local dir="$work/nginx-$1"
+  mkdir -p "$dir"
+  local listen="    listen $1:$port http2;"
+  if [ -f "$work/server.pem" ]; then
+    listen="$listen
+    listen $1:$tls_port ssl http2;
+    listen $1:$h1_port;
+    ssl_certificate $work/server.pem;
+    ssl_certificate_key $work/server.key;"
+  fi
+  nginx_conf "$dir" "$listen" "hello from $1"
   nginx -p "$dir" -c "$dir/nginx.conf" &
   pids+=($!)
   wait_for_port "$1" "$port"
+}
+
+start_many_nginx() { # start_many_nginx IP...: one nginx listening (h2c, $port) on every IP given
+  local dir="$work/nginx-many"
+  mkdir -p "$dir"
+  local listen=""
+  for ip in "$@"; do listen="$listen    listen $ip:$port http2;
+"; done
+  nginx_conf "$dir" "$listen" "hello"
+  nginx -p "$dir" -c "$dir/nginx.conf" &
+  pids+=($!)
+  for ip in "$@"; do wait_for_port "$ip" "$port"; done
 }
 
 start_dns() { # start_dns NAME TTL IP...: dnsmasq answering NAME with the IPs; sets dns_pid

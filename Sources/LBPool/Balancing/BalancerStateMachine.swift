@@ -69,7 +69,11 @@ struct BalancerStateMachine: Sendable {
         guard !isShuttingDown else { return [] }
         var actions: [Action] = []
         let wanted = Set(addresses)
-        for (address, endpoint) in endpoints.sorted(by: { $0.key.description < $1.key.description }) where !wanted.contains(address) {
+        // Only the removed ones are sorted (for a stable order of actions): a change of a few
+        // addresses in a large set stays cheap.
+        let removed = endpoints.keys.filter { !wanted.contains($0) }.sorted { ($0.ip, $0.port) < ($1.ip, $1.port) }
+        for address in removed {
+            guard let endpoint = endpoints[address] else { continue }
             actions.append(.addressRemoved(address))
             for (id, state) in endpoint.subconnections.sorted(by: { $0.key < $1.key }) {
                 retiring[id] = address

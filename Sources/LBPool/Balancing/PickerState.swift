@@ -24,6 +24,11 @@ final class PickerState: Sendable {
         state.withLock { ($0.snapshot, $0.version) }
     }
 
+    /// What every pick reads, and no more (copying the whole snapshot costs retains).
+    func forPick() -> (endpoints: ReadyEndpoints, isShuttingDown: Bool, version: UInt64) {
+        state.withLock { ($0.snapshot.endpoints, $0.snapshot.isShuttingDown, $0.version) }
+    }
+
     func update(_ body: (inout Snapshot) -> Void) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             body(&state.snapshot)

@@ -271,11 +271,10 @@ extension LBPool {
     /// until `deadline`. Prefers an endpoint other than `avoiding` when another is ready.
     private func pickSubconnection(until deadline: ContinuousClock.Instant, avoiding: ResolvedAddress?) async throws -> Subconnection {
         while true {
-            let (snapshot, version) = balancer.pickerState.current()
-            if snapshot.isShuttingDown {
+            let (endpoints, isShuttingDown, version) = balancer.pickerState.forPick()
+            if isShuttingDown {
                 throw LBPoolError(.shutdown, "the pool for \(target) is shutting down")
             }
-            let endpoints = snapshot.endpoints
             if !endpoints.isEmpty {
                 var index = picker.pick(from: endpoints)
                 if let avoiding, endpoints.count > 1, endpoints.storage[index].address == avoiding {
@@ -295,11 +294,12 @@ extension LBPool {
                 }
                 // All full (or all started draining since the snapshot): wait for a free stream
                 // or a new connection, within the deadline.
-            } else if let resolution = snapshot.resolution, resolution.addresses.isEmpty,
+            } else if let resolution = balancer.pickerState.current().snapshot.resolution, resolution.addresses.isEmpty,
                       let error = resolution.error, error.kind == .noRecords {
                 throw LBPoolError(.noAddresses, "\(error)", underlying: error)
             }
             if ContinuousClock.now >= deadline {
+                let snapshot = balancer.pickerState.current().snapshot
                 var message = endpoints.isEmpty
                     ? "no ready connection to \(target) before the deadline"
                     : "every connection to \(target) stayed at the server's stream limit until the deadline"

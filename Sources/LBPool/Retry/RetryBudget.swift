@@ -30,6 +30,8 @@ public final class WindowedRetryBudget: RetryBudget {
 
     private let bucketCount: Int
     private let bucketLength: Duration
+    /// ``bucketLength`` in nanoseconds: epochs are integer divisions, not `Duration` ones.
+    private let bucketNanoseconds: Int64
     private let start: ContinuousClock.Instant
     private let now: @Sendable () -> ContinuousClock.Instant
     private let deposits: [Bucket]
@@ -61,6 +63,7 @@ public final class WindowedRetryBudget: RetryBudget {
         self.window = window
         self.bucketCount = max(1, Int(window.seconds.rounded()))
         self.bucketLength = window / bucketCount
+        self.bucketNanoseconds = max(1, Self.nanoseconds(bucketLength))
         self.now = now
         self.start = now()
         self.deposits = (0..<bucketCount).map { _ in Bucket() }
@@ -68,7 +71,13 @@ public final class WindowedRetryBudget: RetryBudget {
     }
 
     private func epoch(at instant: ContinuousClock.Instant) -> Int {
-        Int(((instant - start) / bucketLength).rounded(.down))
+        let elapsed = Self.nanoseconds(instant - start)
+        return Int(elapsed >= 0 ? elapsed / bucketNanoseconds : (elapsed - bucketNanoseconds + 1) / bucketNanoseconds)
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
     }
 
     public func deposit() {

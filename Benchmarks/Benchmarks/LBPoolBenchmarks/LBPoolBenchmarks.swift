@@ -1,0 +1,120 @@
+import Benchmark
+import HTTPTypes
+@_spi(Benchmarks) import LBPool
+import Synchronization
+
+/// Micro-benchmarks of the request path's parts. Times are per inner iteration (the scaling
+/// factor), allocations too; `make bench` runs them and writes the table to RESULTS.md.
+let benchmarks: @Sendable () -> Void = {
+    let fast = Benchmark.Configuration(
+        metrics: [.wallClock, .mallocCountTotal, .throughput],
+        timeUnits: .nanoseconds,
+        scalingFactor: .mega,
+        maxDuration: .seconds(2)
+    )
+
+    for count in [3, 100, 1000] {
+        let endpoints = BenchmarkHooks.readyEndpoints(count: count)
+        let roundRobin = RoundRobinPicker(start: 0)
+        Benchmark("pick: round robin, \(count) endpoints", configuration: fast) { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(roundRobin.pick(from: endpoints))
+            }
+        }
+        let twoChoices = PowerOfTwoChoicesPicker(seed: 1)
+        Benchmark("pick: power of two choices, \(count) endpoints", configuration: fast) { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(twoChoices.pick(from: endpoints))
+            }
+        }
+        let path = BenchmarkHooks.PickPath(endpoints: count, picker: RoundRobinPicker(start: 0))
+        Benchmark("request's pick path (snapshot, pick, reserve, release), \(count) endpoints", configuration: fast) { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(path.pickReserveRelease())
+            }
+        }
+    }
+
+    // The defaults are valid: the initializer cannot throw for them.
+    guard let budget = try? WindowedRetryBudget() else { fatalError("default retry budget rejected") }
+    Benchmark("retry budget: deposit", configuration: fast) { benchmark in
+        for _ in benchmark.scaledIterations {
+            budget.deposit()
+        }
+    }
+    Benchmark("retry budget: deposit and withdraw", configuration: fast) { benchmark in
+        for _ in benchmark.scaledIterations {
+            budget.deposit()
+            blackHole(budget.withdraw())
+        }
+    }
+
+    let thousand = BenchmarkHooks.addresses(count: 1000)
+    let moved = BenchmarkHooks.addresses(count: 1010).suffix(1000).map { $0 }
+    let slow = Benchmark.Configuration(
+        metrics: [.wallClock, .mallocCountTotal],
+        timeUnits: .microseconds,
+        maxDuration: .seconds(2)
+    )
+    Benchmark("balancer: 1000 addresses appear", configuration: slow) { benchmark in
+        var change = BenchmarkHooks.AddressChange(minConnections: 1)
+        benchmark.startMeasurement()
+        blackHole(change.resolve(thousand))
+    }
+    Benchmark("balancer: 1000 addresses, 10 replaced", configuration: slow) { benchmark in
+        var change = BenchmarkHooks.AddressChange(minConnections: 1)
+        _ = change.resolve(thousand)
+        benchmark.startMeasurement()
+        blackHole(change.resolve(moved))
+    }
+
+    let requests = RequestFixture()
+    Benchmark(
+        "request through the pool to an in-process h2c server",
+        configuration: .init(metrics: [.wallClock, .mallocCountTotal, .throughput], timeUnits: .microseconds,
+                             scalingFactor: .kilo, maxDuration: .seconds(3)),
+        closure: { benchmark in
+            let pool = try requests.pool()
+            let request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
+            for _ in benchmark.scaledIterations {
+                let response = try await pool.execute(request)
+                blackHole(response.body.readableBytes)
+            }
+        },
+        setup: { try await requests.start() },
+        teardown: { try await requests.stop() }
+    )
+}
+
+/// A running pool and server for the request benchmark, started in its setup.
+final class RequestFixture: Sendable {
+    private struct Running: Sendable {
+        var server: InProcessServer
+        var pool: LBPool
+        var task: Task<Void, any Error>
+    }
+
+    private let running = Mutex<Running?>(nil)
+
+    struct NotStarted: Error {}
+
+    func pool() throws -> LBPool {
+        guard let pool = running.withLock({ $0?.pool }) else { throw NotStarted() }
+        return pool
+    }
+
+    func start() async throws {
+        let server = try await InProcessServer.start()
+        let pool = try LBPool(target: "http://127.0.0.1:\(server.port)")
+        let task = Task { try await pool.run() }
+        try await pool.waitUntilReady(timeout: .seconds(10))
+        running.withLock { $0 = Running(server: server, pool: pool, task: task) }
+    }
+
+    func stop() async throws {
+        guard let running = running.withLock({ state in defer { state = nil }; return state }) else { return }
+        running.pool.shutDown()
+        try await running.task.value
+        try await running.server.close()
+    }
+}
