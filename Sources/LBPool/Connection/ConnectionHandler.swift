@@ -4,11 +4,22 @@ import NIOHTTP2
 import NIOSSL
 import NIOTLS
 
-/// Sits after `NIOHTTP2Handler` on a connection channel and turns what the wire says (SETTINGS,
-/// GOAWAY, streams opening and closing, the channel closing) into events for the
-/// ``SubconnectionStateMachine``, whose actions it performs. Lives on the channel's event loop.
+/// Sits after `NIOHTTP2Handler` (which runs without a stream multiplexer) on a connection
+/// channel. It turns what the wire says (SETTINGS, GOAWAY, the channel closing) into events for
+/// the ``SubconnectionStateMachine``, whose actions it performs, and it carries the request
+/// streams itself: a request is a table entry and a few frames, not a child channel
+/// (see `ConnectionHandler+Streams.swift`). Lives on the channel's event loop.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// A request stream in flight.
+    struct OpenStream {
+        let response: ResponseStream
+        /// Closes the stream if no response head arrived by the request's deadline.
+        var deadlineTimer: Scheduled<Void>?
+        var headReceived = false
+    }
 
     private var machine = SubconnectionStateMachine()
     private var wasReady = false
@@ -19,6 +30,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var keepaliveTimer: RepeatedTask?
     private var pingTimeout: Scheduled<Void>?
     private var pingCounter: UInt64 = 0
+    var streams: [HTTP2StreamID: OpenStream] = [:]
+    var nextStreamID = HTTP2StreamID(1)
+    /// The connection's inbound window is opened again to this size when it falls below half.
+    let connectionWindowTarget: Int
 
     let id: SubconnectionID
     let address: ResolvedAddress
@@ -39,8 +54,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         readyTimeout: Duration,
         drainTimeout: Duration,
         keepalive: LBPool.Configuration.Keepalive?,
+        connectionWindowTarget: Int,
         logger: Logger
     ) {
+        self.connectionWindowTarget = connectionWindowTarget
         self.id = id
         self.address = address
         self.shared = shared
@@ -74,6 +91,10 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        if frame.streamID != .rootStream {
+            streamFrameRead(frame)
+            return
+        }
         switch frame.payload {
         case .settings(.settings(let settings)):
             let limit = settings.last(where: { $0.parameter == .maxConcurrentStreams })?.value
@@ -103,6 +124,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent {
+            streamClosedByConnection(closed)
+            return
+        }
+        if let window = event as? NIOHTTP2WindowUpdatedEvent {
+            if window.streamID == .rootStream, let size = window.inboundWindowSize { connectionWindowChanged(size) }
+            return
+        }
         if requiresALPN, let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event, negotiated != "h2" {
             lastError = "server did not negotiate h2 with ALPN (got \(negotiated ?? "nothing"))"
             context.close(promise: nil)
@@ -122,18 +151,30 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
+        failAllStreams(LBPoolError(.connectionFailed, "connection closed" + (lastError.map { ": \($0)" } ?? "")))
         perform(machine.channelClosed(error: lastError))
         context.fireChannelInactive()
     }
 
-    // MARK: - Calls from stream channels and the owner, on the event loop
+    // MARK: - Calls from streams and the owner, on the event loop
 
+    /// Counts a stream that opened; the connection does not close under it.
     func streamOpened() {
         machine.streamOpened()
     }
 
-    func streamClosed() {
+    /// Counts a stream that ended; a draining connection closes after its last.
+    func streamEnded() {
         perform(machine.streamClosed())
+    }
+
+    /// Whether new streams may open: ready, and not going away.
+    var acceptsStreams: Bool {
+        machine.state == .ready
+    }
+
+    var channelContext: ChannelHandlerContext? {
+        context
     }
 
     func drain(_ reason: ConnectionCloseReason) {

@@ -1,28 +1,30 @@
 import HTTPTypes
 import NIOCore
+import NIOHTTP2
 import Synchronization
 
-/// The meeting point of one request stream's event-loop handler (``StreamHandler``) and the
-/// task that executes the request: the handler delivers the response head, body chunks and the
-/// end; the task waits for them. Everything is under one short lock, and continuations are
-/// resumed outside it.
+/// The meeting point of one request stream on the connection's event loop (in
+/// ``ConnectionHandler``) and the task that executes the request: the connection delivers the
+/// response head, body chunks and the end; the task waits for them. Everything is under one
+/// short lock, and continuations are resumed outside it.
 ///
-/// The body is buffered up to ``highWatermark`` bytes; above it the handler stops asking the
-/// stream for reads (so HTTP/2 flow control holds the server back) until the reader drains the
-/// buffer below ``lowWatermark``.
+/// Back-pressure is HTTP/2 flow control: the server may send a stream's window ahead of the
+/// reader, and the window is opened again only as the reader consumes the body (in steps of
+/// ``windowUpdateStep`` bytes), so at most one window per stream is ever buffered.
 final class ResponseStream: Sendable {
-    static let highWatermark = 256 * 1024
-    static let lowWatermark = 64 * 1024
+    static let windowUpdateStep = 512 * 1024
 
     /// How an attempt failed before its response head arrived.
     struct HeadFailure: Error {
         var underlying: any Error
-        /// Whether the request head was handed to the stream: if not, the server cannot have
-        /// seen the request.
+        /// Whether the request head was written to the connection: if not, the server cannot
+        /// have seen the request.
         var headSent: Bool
+        /// The stream's id, once it had one.
+        var streamID: HTTP2StreamID?
     }
 
-    private enum Head {
+    fileprivate enum Head {
         /// Not arrived; the task may be waiting for it.
         case waiting(CheckedContinuation<HTTPResponse, any Error>?)
         /// Arrived before the task asked for it.
@@ -31,7 +33,7 @@ final class ResponseStream: Sendable {
         case failed(HeadFailure)
     }
 
-    private struct State {
+    fileprivate struct State {
         var head = Head.waiting(nil)
         var headSent = false
         var chunks = CircularBuffer<ByteBuffer>(initialCapacity: 2)
@@ -39,20 +41,20 @@ final class ResponseStream: Sendable {
         /// `nil` while the body may still grow; then success or the error that ended it.
         var end: Result<Void, any Error>?
         var bodyWaiter: CheckedContinuation<ByteBuffer?, any Error>?
-        /// The handler held back a read because the buffer was full.
-        var readPaused = false
-        var channel: (any Channel)?
+        /// Body bytes the reader took since the stream's window was last opened again.
+        var consumedSinceUpdate = 0
+        var control: StreamControl?
         var cancelled = false
     }
 
     private let state = Mutex(State())
 
-    // MARK: - Event-loop side (StreamHandler)
+    // MARK: - Event-loop side (ConnectionHandler)
 
-    /// The stream's channel exists; returns whether the task was cancelled already.
-    func attach(_ channel: any Channel) -> Bool {
+    /// The stream has an id; returns whether the task was cancelled already.
+    func attach(_ control: StreamControl) -> Bool {
         state.withLock { state in
-            state.channel = channel
+            state.control = control
             return state.cancelled
         }
     }
@@ -97,22 +99,13 @@ final class ResponseStream: Sendable {
         waiter?.resume(returning: value)
     }
 
-    /// Whether the handler should hold back a read; if so, the reader asks for it later.
-    func shouldPauseRead() -> Bool {
-        state.withLock { state in
-            guard state.bufferedBytes >= Self.highWatermark, state.end == nil else { return false }
-            state.readPaused = true
-            return true
-        }
-    }
-
     /// The stream closed or failed: whatever has not arrived yet never will.
     func fail(_ error: any Error) {
         let (headWaiter, bodyWaiter, failure) = state.withLock { state in
             var headWaiter: CheckedContinuation<HTTPResponse, any Error>?
             var failure: HeadFailure?
             if case .waiting(let waiter) = state.head {
-                let headFailure = HeadFailure(underlying: error, headSent: state.headSent)
+                let headFailure = HeadFailure(underlying: error, headSent: state.headSent, streamID: state.control?.streamID)
                 state.head = .failed(headFailure)
                 headWaiter = waiter
                 failure = headFailure
@@ -161,26 +154,20 @@ final class ResponseStream: Sendable {
     /// The next body chunk, or `nil` at the end of the body.
     func next() async throws -> ByteBuffer? {
         enum Outcome {
-            case chunk(ByteBuffer, resumeReads: (any Channel)?)
+            case chunk(ByteBuffer, openWindow: (StreamControl, Int)?)
             case end(Result<Void, any Error>)
             case wait
         }
         let outcome = state.withLock { state -> Outcome in
             if let chunk = state.chunks.popFirst() {
-                state.bufferedBytes -= chunk.readableBytes
-                var resume: (any Channel)?
-                if state.readPaused, state.bufferedBytes < Self.lowWatermark {
-                    state.readPaused = false
-                    resume = state.channel
-                }
-                return .chunk(chunk, resumeReads: resume)
+                return .chunk(chunk, openWindow: state.took(chunk))
             }
             if let end = state.end { return .end(end) }
             return .wait
         }
         switch outcome {
-        case .chunk(let chunk, let channel):
-            channel?.read()
+        case .chunk(let chunk, let openWindow):
+            if let (control, bytes) = openWindow { control.consumed(bytes) }
             return chunk
         case .end(let result):
             try result.get()
@@ -188,7 +175,7 @@ final class ResponseStream: Sendable {
         case .wait:
             break
         }
-        return try await withTaskCancellationHandler {
+        let chunk = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
                 let ready = state.withLock { state -> Result<ByteBuffer?, any Error>? in
                     if let chunk = state.chunks.popFirst() {
@@ -204,6 +191,10 @@ final class ResponseStream: Sendable {
         } onCancel: {
             cancel()
         }
+        if let chunk, let (control, bytes) = state.withLock({ $0.consumed(chunk.readableBytes) }) {
+            control.consumed(bytes)
+        }
+        return chunk
     }
 
     /// Whether the whole body arrived.
@@ -216,17 +207,39 @@ final class ResponseStream: Sendable {
 
     /// Resets the stream (if it is still open) and fails whoever waits.
     func cancel() {
-        let channel = state.withLock { state in
+        let control = state.withLock { state in
             state.cancelled = true
-            return state.channel
+            return state.control
         }
-        channel?.close(promise: nil)
+        control?.reset()
         fail(CancellationError())
     }
 
-    /// Closes the stream if the body did not end: the server learns with RST_STREAM(CANCEL).
+    /// Resets the stream if the body did not end: the server learns with RST_STREAM(CANCEL).
     func closeIfOpen() {
-        let channel = state.withLock { state in state.end == nil ? state.channel : nil }
-        channel?.close(promise: nil)
+        let control = state.withLock { state in state.end == nil ? state.control : nil }
+        control?.reset()
+    }
+
+    /// The stream's control, once it was opened.
+    var control: StreamControl? {
+        state.withLock { $0.control }
+    }
+}
+
+extension ResponseStream.State {
+    /// The reader took `chunk` from the buffer.
+    fileprivate mutating func took(_ chunk: ByteBuffer) -> (StreamControl, Int)? {
+        bufferedBytes -= chunk.readableBytes
+        return consumed(chunk.readableBytes)
+    }
+
+    /// Counts consumed body bytes; returns the window to open again once a step is reached
+    /// (and the body may still grow).
+    fileprivate mutating func consumed(_ bytes: Int) -> (StreamControl, Int)? {
+        consumedSinceUpdate += bytes
+        guard consumedSinceUpdate >= ResponseStream.windowUpdateStep, end == nil, let control else { return nil }
+        defer { consumedSinceUpdate = 0 }
+        return (control, consumedSinceUpdate)
     }
 }

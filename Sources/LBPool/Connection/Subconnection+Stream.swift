@@ -43,32 +43,27 @@ extension Subconnection {
         let response = ResponseStream()
         let handler = connected.handler
         let storage = body?.storage
-        let opened = connected.channel.eventLoop.makePromise(of: (any Channel).self)
-        connected.multiplexer.createStreamChannel(promise: opened) { channel in
-            // Counted from here until the stream channel closes, on the event loop: the
-            // connection does not close under a stream it is about to send.
-            handler.value.streamOpened()
-            channel.closeFuture.whenComplete { _ in handler.value.streamClosed() }
-            return channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(
-                    StreamHandler(response: response, head: head, body: storage, deadline: deadline))
+        var control: StreamControl?
+        if case .stream = storage {
+            // A streamed body is written by this task once the stream is open.
+            control = try? await handler.eventLoop.submit {
+                handler.value.openStream(response, head: head, body: storage, deadline: deadline)
+            }.get()
+        } else {
+            handler.eventLoop.execute {
+                _ = handler.value.openStream(response, head: head, body: storage, deadline: deadline)
             }
         }
-        opened.futureResult.whenFailure { error in response.fail(error) }
         if shared.streamStarted() {
             // Queued on the event loop after every stream of the cap: the drain counts them open.
             drain(.streamLimitReached(shared.streamCap))
         }
 
-        // A streamed body is written by this task once the stream is open and the head went out.
         var bodyWriteError: (any Error)?
-        if case .stream(let stream) = storage {
+        if case .stream(let stream) = storage, let control {
             do {
-                let channel = try await opened.futureResult.get()
-                try await stream.send { chunk in
-                    try await channel.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk), endStream: false)))
-                }
-                try await channel.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+                try await stream.send { chunk in try await control.send(chunk, end: false) }
+                try await control.send(ByteBuffer(), end: true)
             } catch {
                 // A server may answer before it has read the body, then reset the stream
                 // (nginx does): a failed body write is only an error if no response follows.
@@ -87,14 +82,13 @@ extension Subconnection {
                 // The head never went out: the server cannot have seen the request.
                 throw AttemptFailure(kind: .unprocessed, underlying: error, address: address)
             }
-            let channel = try? await opened.futureResult.get()
-            throw await classify(error, channel: channel, deadline: deadline)
+            throw classify(error, streamID: failure.streamID, deadline: deadline)
         }
         defer { response.closeIfOpen() }
         return try await handle(responseHead, ResponseBody(response))
     }
 
-    private func classify(_ error: any Error, channel: (any Channel)?, deadline: NIODeadline) async -> AttemptFailure {
+    private func classify(_ error: any Error, streamID: HTTP2StreamID?, deadline: NIODeadline) -> AttemptFailure {
         if NIODeadline.now() >= deadline {
             return AttemptFailure(kind: .deadlineExceeded, underlying: error, address: address)
         }
@@ -104,7 +98,7 @@ extension Subconnection {
         if error is NIOHTTP2Errors.CreatedStreamAfterGoaway {
             return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }
-        guard let channel, let streamID = try? await channel.getOption(HTTP2StreamChannelOptions.streamID) else {
+        guard let streamID else {
             // No stream id: nothing was written.
             return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }

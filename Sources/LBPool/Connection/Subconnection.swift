@@ -79,11 +79,8 @@ final class SubconnectionShared: Sendable {
 /// A subconnection is dialled once; after it closes, the balancer makes a new one (with a new
 /// ``SubconnectionID``) if the endpoint still needs it.
 final class Subconnection: Sendable {
-    typealias Multiplexer = NIOHTTP2Handler.StreamMultiplexer
-
     struct Connected: Sendable {
         var channel: any Channel
-        var multiplexer: Multiplexer
         var handler: NIOLoopBound<ConnectionHandler>
     }
 
@@ -119,6 +116,12 @@ final class Subconnection: Sendable {
             return nil
         }
     }
+
+    /// Each stream's inbound window (SETTINGS_INITIAL_WINDOW_SIZE): how far a server may send a
+    /// response body ahead of its reader.
+    static let streamWindow = 1 << 20
+    /// The connection's inbound window, shared by its streams.
+    static let connectionWindow = 4 << 20
 
     /// Dials, then waits until the connection closes. Reports every state change to `delegate`.
     /// Cancelling the calling task closes the connection at once.
@@ -185,6 +188,7 @@ final class Subconnection: Sendable {
                     readyTimeout: settings.connectTimeout,
                     drainTimeout: settings.drainTimeout,
                     keepalive: settings.keepalive,
+                    connectionWindowTarget: Self.connectionWindow,
                     logger: settings.logger
                 )
                 let loopBound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
@@ -192,26 +196,20 @@ final class Subconnection: Sendable {
                 configuration.connection.initialSettings = [
                     HTTP2Setting(parameter: .enablePush, value: 0),
                     HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
-                    HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+                    HTTP2Setting(parameter: .initialWindowSize, value: Self.streamWindow),
                 ]
-                configuration.connection.targetWindowSize = 4 << 20
-                configuration.stream.targetWindowSize = 1 << 20
                 // Servers legitimately end streams with RST_STREAM(NO_ERROR) once a response is
                 // complete (nginx does, for every request whose body it did not read). The
                 // rapid-reset guard is meant for servers; in a client it would kill healthy
                 // connections under load.
                 configuration.stream.streamResetFrameRateLimit.maximumCount = .max
                 try sync.addHandler(FlushCoalescer())
-                let multiplexer = try sync.configureHTTP2Pipeline(
-                    mode: .client,
-                    connectionConfiguration: configuration.connection,
-                    streamConfiguration: configuration.stream
-                ) { stream in
-                    // Servers cannot open streams to a client with push disabled.
-                    stream.close()
-                }
+                // No stream multiplexer: the connection handler carries the request streams.
+                try sync.addHandler(NIOHTTP2Handler(
+                    mode: .client, frameDelegate: nil,
+                    connectionConfiguration: configuration.connection, streamConfiguration: configuration.stream))
                 try sync.addHandler(handler)
-                let connected = Connected(channel: channel, multiplexer: multiplexer, handler: loopBound)
+                let connected = Connected(channel: channel, handler: loopBound)
                 // Published here, on the event loop and before any frame is read, so the
                 // multiplexer is there by the time the handler reports `ready`.
                 if let pendingDrain = self.publish(connected) {

@@ -1,0 +1,29 @@
+import NIOCore
+import NIOHTTP2
+
+/// What the task executing a request may ask of its stream, which lives on the connection's
+/// event loop: each call hops there.
+struct StreamControl: Sendable {
+    let streamID: HTTP2StreamID
+    let handler: NIOLoopBound<ConnectionHandler>
+
+    /// Ends the stream with RST_STREAM(CANCEL) if it is still open.
+    func reset() {
+        let handler = handler, streamID = streamID
+        handler.eventLoop.execute { handler.value.resetStream(streamID) }
+    }
+
+    /// The reader consumed `bytes` of the body: the server may send that much more.
+    func consumed(_ bytes: Int) {
+        let handler = handler, streamID = streamID
+        handler.eventLoop.execute { handler.value.bodyConsumed(bytes, on: streamID) }
+    }
+
+    /// Sends a chunk of a streamed request body; returns once it was written.
+    func send(_ chunk: ByteBuffer, end: Bool) async throws {
+        let handler = handler, streamID = streamID
+        let promise = handler.eventLoop.makePromise(of: Void.self)
+        handler.eventLoop.execute { handler.value.sendBody(chunk, end: end, on: streamID, promise: promise) }
+        try await promise.futureResult.get()
+    }
+}
