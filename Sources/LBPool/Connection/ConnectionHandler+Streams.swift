@@ -45,10 +45,8 @@ extension ConnectionHandler {
             return nil
         }
         streamOpened()
-        let timer = context.eventLoop.scheduleTask(deadline: deadline) {
-            loopBound.value.deadlinePassed(id)
-        }
-        streams[id] = OpenStream(response: response, deadlineTimer: timer)
+        streams[id] = OpenStream(response: response, deadline: deadline)
+        armDeadlineTimer(for: deadline)
 
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenComplete { result in
@@ -101,10 +99,36 @@ extension ConnectionHandler {
         closeStream(id, error: CancellationError())
     }
 
-    private func deadlinePassed(_ id: HTTP2StreamID) {
-        guard let stream = streams[id], !stream.headReceived else { return }
-        channelContext?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)
-        closeStream(id, error: LBPoolError(.deadlineExceeded, "no response head before the deadline"))
+    private func armDeadlineTimer(for deadline: NIODeadline) {
+        guard let context = channelContext else { return }
+        if let armed = streamDeadlineTimer, armed.at <= deadline { return }
+        streamDeadlineTimer?.task.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(deadline: deadline) {
+            loopBound.value.deadlinesPassed()
+        }
+        streamDeadlineTimer = (deadline, task)
+    }
+
+    /// Resets every stream whose deadline passed without a response head; re-arms for the next.
+    private func deadlinesPassed() {
+        streamDeadlineTimer = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        var expired: [HTTP2StreamID] = []
+        for (id, stream) in streams {
+            guard let deadline = stream.deadline else { continue }
+            if deadline <= now {
+                expired.append(id)
+            } else {
+                next = min(next ?? deadline, deadline)
+            }
+        }
+        for id in expired {
+            channelContext?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)
+            closeStream(id, error: LBPoolError(.deadlineExceeded, "no response head before the deadline"))
+        }
+        if let next { armDeadlineTimer(for: next) }
     }
 
     // MARK: - Inbound
@@ -129,8 +153,7 @@ extension ConnectionHandler {
             // 1xx responses are informational; the final one follows.
             if head.status.kind == .informational { return }
             stream.headReceived = true
-            stream.deadlineTimer?.cancel()
-            stream.deadlineTimer = nil
+            stream.deadline = nil
             streams[id] = stream
             stream.response.deliverHead(head)
             if headers.endStream { stream.response.append(nil, end: true) }
@@ -167,7 +190,6 @@ extension ConnectionHandler {
     /// Removes the stream; whatever of its response has not arrived fails with `error`.
     private func closeStream(_ id: HTTP2StreamID, error: any Error) {
         guard let stream = streams.removeValue(forKey: id) else { return }
-        stream.deadlineTimer?.cancel()
         stream.response.fail(error)
         streamEnded()
     }
@@ -177,7 +199,6 @@ extension ConnectionHandler {
         let open = streams
         streams.removeAll()
         for (_, stream) in open {
-            stream.deadlineTimer?.cancel()
             stream.response.fail(error)
         }
     }

@@ -16,8 +16,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// A request stream in flight.
     struct OpenStream {
         let response: ResponseStream
-        /// Closes the stream if no response head arrived by the request's deadline.
-        var deadlineTimer: Scheduled<Void>?
+        /// The stream is reset if no response head arrived by then; `nil` once one did.
+        var deadline: NIODeadline?
         var headReceived = false
     }
 
@@ -32,6 +32,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var pingCounter: UInt64 = 0
     var streams: [HTTP2StreamID: OpenStream] = [:]
     var nextStreamID = HTTP2StreamID(1)
+    /// One timer per connection, at the earliest deadline of a stream still waiting for its
+    /// response head (requests share a timeout, so a new stream rarely moves it).
+    var streamDeadlineTimer: (at: NIODeadline, task: Scheduled<Void>)?
     /// The connection's inbound window is opened again to this size when it falls below half.
     let connectionWindowTarget: Int
 
@@ -87,6 +90,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         drainDeadline?.cancel()
         keepaliveTimer?.cancel()
         pingTimeout?.cancel()
+        streamDeadlineTimer?.task.cancel()
+        streamDeadlineTimer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -142,6 +142,18 @@ enum RequestHead {
     /// Header fields that are connection-specific and must not appear in HTTP/2 (RFC 9113 §8.2.2).
     private static let connectionSpecific: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
 
+    /// HPACK indexing for a field: `.disallow` (secrets) is never indexed, not even by
+    /// intermediaries; `.avoid` (values that change with every request, such as request ids)
+    /// stays out of the dynamic table, where it would only evict useful entries and lengthen
+    /// every lookup; anything else is indexed.
+    static func indexing(_ strategy: HTTPField.DynamicTableIndexingStrategy) -> HPACKIndexing {
+        switch strategy {
+        case .disallow: return .neverIndexed
+        case .avoid: return .nonIndexable
+        default: return .indexable
+        }
+    }
+
     static func encode(_ request: HTTPRequest, scheme: String, authority: String, bodyLength: Int?) -> HPACKHeaders {
         var headers = HPACKHeaders()
         headers.reserveCapacity(request.headerFields.count + 5)
@@ -156,7 +168,7 @@ enum RequestHead {
             if name == "te", field.value.lowercased() != "trailers" { continue }
             if name == "host" { continue }
             if name == "content-length" { hasContentLength = true }
-            headers.add(name: name, value: field.value, indexing: field.indexingStrategy == .disallow ? .neverIndexed : .indexable)
+            headers.add(name: name, value: field.value, indexing: Self.indexing(field.indexingStrategy))
         }
         if let bodyLength, !hasContentLength {
             headers.add(name: "content-length", value: String(bodyLength))
