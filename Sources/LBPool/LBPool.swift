@@ -30,6 +30,9 @@ public final class LBPool: Service, Sendable {
     /// The parsed target.
     public let target: Target
     public let configuration: Configuration
+    /// `:scheme` and `:authority` of requests that do not set their own, worked out once.
+    let defaultScheme: String
+    let defaultAuthority: String
     let balancer: Balancer
     let picker: any Picker
     /// The budget every retry of this pool draws from.
@@ -59,6 +62,8 @@ public final class LBPool: Service, Sendable {
         let target = try Target(parsing: target)
         try configuration.validate()
         self.target = target
+        self.defaultScheme = target.scheme.rawValue
+        self.defaultAuthority = target.authority
         self.configuration = configuration
         self.picker = configuration.picker.make()
         self.logger = logger

@@ -82,8 +82,8 @@ extension LBPool {
         let nioDeadline = NIODeadline.now() + TimeAmount(timeout)
         let head = RequestHead.encode(
             request,
-            scheme: target.scheme.rawValue,
-            authority: target.authority,
+            scheme: defaultScheme,
+            authority: defaultAuthority,
             bodyLength: body?.length
         )
         var retries = RetryState(
