@@ -55,6 +55,10 @@ extension LBPool {
     /// failures and retryable statuses are retried under the ``RetryPolicy`` and the
     /// ``RetryBudget``; a response is never retried once `handle` has it.
     ///
+    /// Header fields are HPACK-indexed by their `indexingStrategy`: mark values that change with
+    /// every request (request ids, timestamps) `.avoid` to keep them out of the dynamic table,
+    /// and secrets `.disallow` so that they are never indexed, not even by intermediaries.
+    ///
     /// - Parameters:
     ///   - request: The request head.
     ///   - body: The request body, or `nil` for none. A streamed body is sent at most once.
