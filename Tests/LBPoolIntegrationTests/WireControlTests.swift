@@ -119,6 +119,35 @@ import Testing
         #expect(attempts.count("post-1") == 1, "a POST that may have been processed is not sent again")
     }
 
+    @Test func collectedBodyOverTheLimitFailsAndOneWithinItArrivesWhole() async throws {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server) { $0.maxCollectedBodyBytes = 10 }
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task {
+                for await request in server.requests {
+                    switch request.requestID {
+                    case "one-chunk": request.respond(body: String(repeating: "a", count: 11))
+                    case "two-chunks":
+                        request.respond(body: "123456", end: false)
+                        request.sendData("7890x", end: true)
+                    default:
+                        request.respond(body: "12345", end: false)
+                        request.sendData("67890", end: true)
+                    }
+                }
+            }
+            for id in ["one-chunk", "two-chunks"] {
+                let error = await #expect(throws: LBPoolError.self) { try await pool.execute(post(id: id)) }
+                #expect(error?.code == .responseTooLarge)
+                #expect(error?.message.contains("10 bytes") == true, "\(String(describing: error))")
+            }
+            let response = try await pool.execute(post(id: "exactly-ten"))
+            #expect(String(buffer: response.body) == "1234567890")
+            serverTask.cancel()
+            await server.close()
+        }
+    }
+
     @Test func streamHearsGoAwayWithItsCodeBeforeItEnds() async throws {
         let server = try await TestHTTP2Server()
         let pool = try pool(server)

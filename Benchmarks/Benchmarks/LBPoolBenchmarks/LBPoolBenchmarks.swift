@@ -68,33 +68,49 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(change.resolve(moved))
     }
 
-    let requests = RequestFixture()
-    Benchmark(
-        "request through the pool to an in-process h2c server",
-        configuration: .init(metrics: [.wallClock, .mallocCountTotal, .throughput], timeUnits: .microseconds,
-                             scalingFactor: .kilo, maxDuration: .seconds(3)),
-        closure: { benchmark in
-            let pool = try requests.pool()
-            let request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
-            for _ in benchmark.scaledIterations {
-                let response = try await pool.execute(request)
-                blackHole(response.body.readableBytes)
-            }
-        },
-        setup: { try await requests.start() },
-        teardown: { try await requests.stop() }
-    )
+    // Sequential requests. Against the in-process server the count covers both sides; against
+    // nginx (another process) it is the client's alone.
+    let requestConfiguration = Benchmark.Configuration(
+        metrics: [.wallClock, .mallocCountTotal, .throughput], timeUnits: .microseconds,
+        scalingFactor: .kilo, maxDuration: .seconds(3))
+    for peer in [RequestFixture.Peer.inProcess, .nginx] {
+        let requests = RequestFixture(peer: peer)
+        let name = peer == .inProcess ? "request through the pool to an in-process h2c server (both sides' allocations)"
+            : "request through the pool to nginx (the client's allocations)"
+        Benchmark(
+            name,
+            configuration: requestConfiguration,
+            closure: { benchmark in
+                let pool = try requests.pool()
+                let request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
+                for _ in benchmark.scaledIterations {
+                    let response = try await pool.execute(request)
+                    blackHole(response.body.readableBytes)
+                }
+            },
+            setup: { try await requests.start() },
+            teardown: { try await requests.stop() }
+        )
+    }
 }
 
-/// A running pool and server for the request benchmark, started in its setup.
+/// A running pool and server for a request benchmark, started in its setup.
 final class RequestFixture: Sendable {
+    enum Peer: Sendable { case inProcess, nginx }
+
     private struct Running: Sendable {
-        var server: InProcessServer
+        var server: InProcessServer?
+        var nginx: NginxPeer?
         var pool: LBPool
         var task: Task<Void, any Error>
     }
 
+    let peer: Peer
     private let running = Mutex<Running?>(nil)
+
+    init(peer: Peer) {
+        self.peer = peer
+    }
 
     struct NotStarted: Error {}
 
@@ -104,17 +120,28 @@ final class RequestFixture: Sendable {
     }
 
     func start() async throws {
-        let server = try await InProcessServer.start()
-        let pool = try LBPool(target: "http://127.0.0.1:\(server.port)")
+        var server: InProcessServer?
+        var nginx: NginxPeer?
+        let target: String
+        switch peer {
+        case .inProcess:
+            server = try await InProcessServer.start()
+            target = "http://127.0.0.1:\(server?.port ?? 0)"
+        case .nginx:
+            nginx = try await NginxPeer.start()
+            target = "http://127.0.0.2:\(nginx?.port ?? 0)"
+        }
+        let pool = try LBPool(target: target)
         let task = Task { try await pool.run() }
         try await pool.waitUntilReady(timeout: .seconds(10))
-        running.withLock { $0 = Running(server: server, pool: pool, task: task) }
+        running.withLock { $0 = Running(server: server, nginx: nginx, pool: pool, task: task) }
     }
 
     func stop() async throws {
         guard let running = running.withLock({ state in defer { state = nil }; return state }) else { return }
         running.pool.shutDown()
         try await running.task.value
-        try await running.server.close()
+        try await running.server?.close()
+        running.nginx?.stop()
     }
 }

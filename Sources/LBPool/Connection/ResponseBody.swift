@@ -29,12 +29,15 @@ public struct ResponseBody: AsyncSequence {
     /// Reads the whole body into one buffer; throws ``LBPoolError`` with code
     /// `.responseTooLarge` if it is larger than `maxBytes`.
     public func collect(upTo maxBytes: Int) async throws -> ByteBuffer {
-        var collected = ByteBuffer()
-        while let chunk = try await reader.next() {
+        // A body that arrives in one chunk (most do) is returned as it is, without a copy.
+        guard var collected = try await reader.next() else { return ByteBuffer() }
+        guard collected.readableBytes <= maxBytes else {
+            throw LBPoolError(.responseTooLarge, "response body larger than \(maxBytes) bytes")
+        }
+        while var chunk = try await reader.next() {
             guard collected.readableBytes + chunk.readableBytes <= maxBytes else {
                 throw LBPoolError(.responseTooLarge, "response body larger than \(maxBytes) bytes")
             }
-            var chunk = chunk
             collected.writeBuffer(&chunk)
         }
         return collected
