@@ -13,6 +13,27 @@ import Testing
         return try LBPool(target: "http://127.0.0.1:\(server.port)", configuration: configuration)
     }
 
+    /// Runs `body` against a pool on a new server that answers each request as `answer` says,
+    /// given the request and the number of its attempt (from 1); returns the attempts seen.
+    func withAnsweringServer(
+        _ configure: (inout LBPool.Configuration) -> Void = { _ in },
+        answer: @escaping @Sendable (TestHTTP2Server.Request, Int) -> Void,
+        _ body: (LBPool) async throws -> Void
+    ) async throws -> AttemptCounter {
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server, configure)
+        let attempts = AttemptCounter()
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task {
+                for await request in server.requests { answer(request, attempts.record(request.requestID)) }
+            }
+            try await body(pool)
+            serverTask.cancel()
+            await server.close()
+        }
+        return attempts
+    }
+
     func post(id: String) -> HTTPRequest {
         var request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/")
         request.headerFields[HTTPField.Name("x-request-id")!] = id
@@ -69,39 +90,25 @@ import Testing
     }
 
     @Test func refusedStreamIsSentAgainEvenForAPost() async throws {
-        let server = try await TestHTTP2Server()
-        let pool = try pool(server)
-        let attempts = AttemptCounter()
-        try await withRunningPool(pool) { pool in
-            let serverTask = Task {
-                for await request in server.requests {
-                    if attempts.record(request.requestID) == 1 { request.refuse() } else { request.respond(body: "second try") }
-                }
-            }
+        let attempts = try await withAnsweringServer { request, attempt in
+            if attempt == 1 { request.refuse() } else { request.respond(body: "second try") }
+        } _: { pool in
             let response = try await pool.execute(post(id: "refused-1"), body: .bytes(ByteBuffer(string: "x")))
             #expect(String(buffer: response.body) == "second try")
-            serverTask.cancel()
-            await server.close()
         }
         #expect(attempts.count("refused-1") == 2)
     }
 
     @Test func bodyCutOffBeforeTheCallerHadItIsRetriedOnlyWhenIdempotent() async throws {
-        let server = try await TestHTTP2Server()
-        let pool = try pool(server)
-        let attempts = AttemptCounter()
-        try await withRunningPool(pool) { pool in
-            let serverTask = Task {
-                for await request in server.requests {
-                    if attempts.record(request.requestID) == 1 {
-                        // Head and part of the body, then the connection dies.
-                        request.respond(body: "partial", end: false)
-                        request.connection.channel.close(promise: nil)
-                    } else {
-                        request.respond(body: "whole")
-                    }
-                }
+        let attempts = try await withAnsweringServer { request, attempt in
+            if attempt == 1 {
+                // Head and part of the body, then the connection dies.
+                request.respond(body: "partial", end: false)
+                request.connection.channel.close(promise: nil)
+            } else {
+                request.respond(body: "whole")
             }
+        } _: { pool in
             var get = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
             get.headerFields[HTTPField.Name("x-request-id")!] = "get-1"
             let response = try await pool.execute(get)
@@ -112,30 +119,23 @@ import Testing
             }
             #expect(error?.code == .connectionFailed)
             #expect(error?.message.contains("response body ended") == true, "\(String(describing: error))")
-            serverTask.cancel()
-            await server.close()
         }
         #expect(attempts.count("get-1") == 2)
         #expect(attempts.count("post-1") == 1, "a POST that may have been processed is not sent again")
     }
 
     @Test func collectedBodyOverTheLimitFailsAndOneWithinItArrivesWhole() async throws {
-        let server = try await TestHTTP2Server()
-        let pool = try pool(server) { $0.maxCollectedBodyBytes = 10 }
-        try await withRunningPool(pool) { pool in
-            let serverTask = Task {
-                for await request in server.requests {
-                    switch request.requestID {
-                    case "one-chunk": request.respond(body: String(repeating: "a", count: 11))
-                    case "two-chunks":
-                        request.respond(body: "123456", end: false)
-                        request.sendData("7890x", end: true)
-                    default:
-                        request.respond(body: "12345", end: false)
-                        request.sendData("67890", end: true)
-                    }
-                }
+        _ = try await withAnsweringServer { $0.maxCollectedBodyBytes = 10 } answer: { request, _ in
+            switch request.requestID {
+            case "one-chunk": request.respond(body: String(repeating: "a", count: 11))
+            case "two-chunks":
+                request.respond(body: "123456", end: false)
+                request.sendData("7890x", end: true)
+            default:
+                request.respond(body: "12345", end: false)
+                request.sendData("67890", end: true)
             }
+        } _: { pool in
             for id in ["one-chunk", "two-chunks"] {
                 let error = await #expect(throws: LBPoolError.self) { try await pool.execute(post(id: id)) }
                 #expect(error?.code == .responseTooLarge)
@@ -143,8 +143,6 @@ import Testing
             }
             let response = try await pool.execute(post(id: "exactly-ten"))
             #expect(String(buffer: response.body) == "1234567890")
-            serverTask.cancel()
-            await server.close()
         }
     }
 

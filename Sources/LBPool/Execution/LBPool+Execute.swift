@@ -161,16 +161,7 @@ extension LBPool {
                 }
                 if let result { return result }
             } catch let incomplete as IncompleteResponse {
-                retryBudget.record(success: false)
-                recordOutcome(subconnection, success: false)
-                let decision: RetryState.Decision
-                if body?.isReplayable == false {
-                    decision = .stop(.notRetryable("the streamed request body was already read"))
-                } else if !policy.retriesTransportFailures {
-                    decision = .stop(.notRetryable("the retry policy does not retry transport failures"))
-                } else {
-                    decision = retries.decide(retryAfter: nil, shuttingDown: isShuttingDown)
-                }
+                let decision = failedAfterSending(subconnection, body: body, policy: policy, retries: &retries)
                 guard case .retry(let delay) = decision else {
                     if case .stop(.budgetExhausted) = decision { noteBudgetExhausted(subconnection.address) }
                     var error = incomplete.error
@@ -199,19 +190,9 @@ extension LBPool {
                     throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
                                       address: failure.address, underlying: failure.underlying)
                 case .mayHaveBeenProcessed:
-                    retryBudget.record(success: false)
-                    recordOutcome(subconnection, success: false)
                     var reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
                     if failure.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
-                    let decision: RetryState.Decision
-                    if body?.isReplayable == false {
-                        decision = .stop(.notRetryable("the streamed request body was already read"))
-                    } else if !policy.retriesTransportFailures {
-                        decision = .stop(.notRetryable("the retry policy does not retry transport failures"))
-                    } else {
-                        decision = retries.decide(retryAfter: nil, shuttingDown: isShuttingDown)
-                    }
-                    switch decision {
+                    switch failedAfterSending(subconnection, body: body, policy: policy, retries: &retries) {
                     case .retry(let delay):
                         metrics.retries.increment()
                         try await Task.sleep(for: delay)
@@ -254,6 +235,23 @@ extension LBPool {
             return Response(head: response.head, body: collected, servedBy: response.servedBy,
                             attempts: response.attempts, retryStop: response.retryStop)
         }
+    }
+
+    /// An attempt failed after the request may have reached the server: records the failure and
+    /// decides on another attempt, which needs a body that can be sent again, a policy that
+    /// retries transport failures, and room in the policy and the budget.
+    private func failedAfterSending(
+        _ subconnection: Subconnection, body: RequestBody?, policy: RetryPolicy, retries: inout RetryState
+    ) -> RetryState.Decision {
+        retryBudget.record(success: false)
+        recordOutcome(subconnection, success: false)
+        if body?.isReplayable == false {
+            return .stop(.notRetryable("the streamed request body was already read"))
+        }
+        if !policy.retriesTransportFailures {
+            return .stop(.notRetryable("the retry policy does not retry transport failures"))
+        }
+        return retries.decide(retryAfter: nil, shuttingDown: isShuttingDown)
     }
 
     private func recordOutcome(_ subconnection: Subconnection, success: Bool) {
