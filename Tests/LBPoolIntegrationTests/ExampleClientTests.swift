@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The example client as a user runs it: against real nginx and dnsmasq, stopped with SIGTERM.
-@Suite(.serialized) struct ExampleClientTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ExampleClientTests {
     static let name = "api.demo.svc.cluster.local"
 
     /// The example binary, built next to the test bundle by `swift build --build-tests`.

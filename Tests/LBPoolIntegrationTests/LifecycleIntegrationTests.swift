@@ -8,7 +8,7 @@ import Testing
 
 /// Connections coming and going under load against real nginx: GOAWAY, graceful restarts,
 /// lifetime rotation, and the closing signal of a long-lived stream.
-@Suite(.serialized) struct LifecycleIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct LifecycleIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
     static let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 

@@ -4,7 +4,7 @@ import MetricsTestKit
 import Testing
 
 /// Logs and metrics for a GOAWAY, a rotation and a DNS change, against nginx and dnsmasq.
-@Suite(.serialized) struct ObservabilityTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ObservabilityTests {
     static let name = "api.demo.svc.cluster.local"
 
     func fleet(_ ips: [String], keepaliveRequests: Int = 1_000_000, ttl: Int = 5) async throws -> ([NginxBackend], DNSServer, Int) {

@@ -3,12 +3,13 @@ import LBPool
 import Testing
 
 /// Pickers against real nginx backends, one of them slow.
-@Suite(.serialized) struct PickerIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct PickerIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
     static let slow = "127.0.0.3"
 
-    /// Share of `requests` GETs at concurrency 32 that the slow backend served.
-    func slowShare(picker: LBPool.PickerChoice, requests: Int) async throws -> Double {
+    /// Share of `requests` GETs at concurrency 32 that the slow backend served, and what
+    /// explains it when it is off: requests per address and the pool's events.
+    func slowShare(picker: LBPool.PickerChoice, requests: Int) async throws -> (share: Double, explanation: String) {
         // 64 KiB each; the slow one at 128 KiB/s, half a second per response.
         let (backends, dns, port) = try await startFleet(["127.0.0.2", Self.slow, "127.0.0.4"], ttl: 30) {
             try NginxBackend(ip: $0, port: $1, bodyBytes: 64 << 10, limitRate: $0 == Self.slow ? "128k" : nil)
@@ -17,6 +18,8 @@ import Testing
         var configuration = testConfiguration(dns: dns)
         configuration.picker = picker
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
+        let events = pool.events()
+        let recorded = Task { await events.reduce(into: [String]()) { $0.append("\($1)") } }
         let served = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
             let next = TicketCounter()
@@ -36,22 +39,24 @@ import Testing
             }
         }
         #expect(served.count == requests)
-        return Double(served.filter { $0 == Self.slow }.count) / Double(served.count)
+        let perAddress = Dictionary(grouping: served, by: { $0 }).mapValues(\.count)
+        let share = Double(served.filter { $0 == Self.slow }.count) / Double(served.count)
+        return (share, "served \(perAddress.sorted { $0.key < $1.key }); events: \(await recorded.value)")
     }
 
     @Test func powerOfTwoChoicesSendsLittleToASlowBackend() async throws {
-        let share = try await slowShare(picker: .powerOfTwoChoices, requests: 600)
-        #expect(share < 0.15, "the slow backend served \(share)")
+        let (share, explanation) = try await slowShare(picker: .powerOfTwoChoices, requests: 600)
+        #expect(share < 0.15, "the slow backend served \(share); \(explanation)")
     }
 
     @Test func roundRobinSendsTheSlowBackendAThird() async throws {
-        let share = try await slowShare(picker: .roundRobin, requests: 300)
-        #expect(abs(share - 1.0 / 3) < 0.05, "the slow backend served \(share)")
+        let (share, explanation) = try await slowShare(picker: .roundRobin, requests: 300)
+        #expect(abs(share - 1.0 / 3) < 0.05, "the slow backend served \(share); \(explanation)")
     }
 }
 
 /// Passive health against a backend that crashes and comes back.
-@Suite(.serialized) struct OutlierIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct OutlierIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
 
     @Test func crashedBackendIsEjectedAndReturnsWithoutFailingAGet() async throws {
@@ -85,7 +90,7 @@ import Testing
 }
 
 /// Active health checks against nginx whose /healthz the test switches.
-@Suite(.serialized) struct HealthCheckIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct HealthCheckIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
 
     @Test func failingHealthCheckTakesTheAddressOutUntilItPassesAgain() async throws {

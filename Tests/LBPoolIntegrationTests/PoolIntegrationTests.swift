@@ -5,7 +5,7 @@ import NIOCore
 import Testing
 
 /// The pool against real nginx backends on 127.0.0.x and a real dnsmasq.
-@Suite(.serialized) struct PoolIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct PoolIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
 
     /// Three backends on one port (like three pods), and DNS answering the name with them.

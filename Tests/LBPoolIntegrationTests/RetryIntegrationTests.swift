@@ -5,7 +5,7 @@ import NIOCore
 import Testing
 
 /// Retries and the retry budget against real nginx backends that answer 503.
-@Suite(.serialized) struct RetryIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct RetryIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
 
     /// `ips` as backends on one port, the ones in `failing` answering 503; DNS for all of them.

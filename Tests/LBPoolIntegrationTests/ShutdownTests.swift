@@ -6,7 +6,7 @@ import ServiceLifecycle
 import Testing
 
 /// Graceful shutdown through swift-service-lifecycle, against the in-process server.
-@Suite(.serialized) struct ShutdownTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ShutdownTests {
     @Test func gracefulShutdownRefusesNewRequestsAndLetsOpenOnesFinish() async throws {
         let server = try await TestHTTP2Server()
         let pool = try LBPool(target: "http://127.0.0.1:\(server.port)", configuration: testConfiguration(dns: nil))

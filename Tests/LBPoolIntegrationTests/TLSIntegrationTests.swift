@@ -6,7 +6,7 @@ import Testing
 
 /// An HTTPS (HTTP/2 over TLS, ALPN h2) backend reached by name, with a certificate for that name
 /// signed by a CA the test makes and the pool trusts through its configuration.
-@Suite(.serialized) struct TLSIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct TLSIntegrationTests {
     static let name = "api.tls.test"
 
     /// Makes a CA and a server certificate for `name` with the openssl command line.

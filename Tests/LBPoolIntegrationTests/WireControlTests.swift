@@ -6,7 +6,7 @@ import Synchronization
 import Testing
 
 /// The pool against an in-process HTTP/2 server that does exactly what each test says.
-@Suite(.serialized) struct WireControlTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct WireControlTests {
     func pool(_ server: TestHTTP2Server, _ configure: (inout LBPool.Configuration) -> Void = { _ in }) throws -> LBPool {
         var configuration = testConfiguration(dns: nil)
         configure(&configuration)

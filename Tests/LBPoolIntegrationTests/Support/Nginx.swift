@@ -107,13 +107,11 @@ final class NginxBackend: @unchecked Sendable {
         }
     }
 
-    /// SIGKILL for the master and its workers: a crash, connections reset, nothing answered.
+    /// SIGKILL for the master and its workers at once (one process group): a crash,
+    /// connections reset, nothing answered.
     func crash() async {
         guard let child else { return }
-        if let workers = try? runCommand(try requireTool("pgrep", package: "procps"), ["-P", "\(child.pid)"]) {
-            for pid in workers.split(separator: "\n").compactMap({ Int32($0) }) { Glibc.kill(pid, SIGKILL) }
-        }
-        await child.stop(SIGKILL)
+        await child.stopGroup(SIGKILL)
         self.child = nil
     }
 

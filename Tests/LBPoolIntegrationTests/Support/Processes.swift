@@ -147,7 +147,10 @@ final class ChildProcess: @unchecked Sendable {
         sigfillset(&allSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // Its own process group, so that it and every process it forks (nginx's workers) can be
+        // killed at once, none left behind serving.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
@@ -167,6 +170,14 @@ final class ChildProcess: @unchecked Sendable {
     func signal(_ signal: Int32) {
         guard !exited else { return }
         kill(pid, signal)
+    }
+
+    /// Sends `signal` to the process and every process it started (its process group), then
+    /// waits for the process to exit.
+    func stopGroup(_ signal: Int32) async {
+        guard !exited else { return }
+        kill(-pid, signal)
+        await exit()
     }
 
     /// Sends `signal` and waits for the process to exit without holding a thread: the pool
@@ -190,6 +201,8 @@ final class ChildProcess: @unchecked Sendable {
         guard !exited else { return }
         kill(pid, signal)
         wait()
+        // Whatever it forked and left behind goes too.
+        kill(-pid, SIGKILL)
     }
 
     /// Blocks until the process exits.
