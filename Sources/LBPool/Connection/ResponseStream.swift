@@ -37,7 +37,6 @@ final class ResponseStream: Sendable {
         var head = Head.waiting(nil)
         var headSent = false
         var chunks = CircularBuffer<ByteBuffer>(initialCapacity: 2)
-        var bufferedBytes = 0
         /// `nil` while the body may still grow; then success or the error that ended it.
         var end: Result<Void, any Error>?
         var bodyWaiter: CheckedContinuation<ByteBuffer?, any Error>?
@@ -87,7 +86,6 @@ final class ResponseStream: Sendable {
                     return (waiter, chunk)
                 }
                 state.chunks.append(chunk)
-                state.bufferedBytes += chunk.readableBytes
                 return (nil, nil)
             }
             if state.end != nil, let waiter = state.bodyWaiter {
@@ -160,7 +158,7 @@ final class ResponseStream: Sendable {
         }
         let outcome = state.withLock { state -> Outcome in
             if let chunk = state.chunks.popFirst() {
-                return .chunk(chunk, openWindow: state.took(chunk))
+                return .chunk(chunk, openWindow: state.consumed(chunk.readableBytes))
             }
             if let end = state.end { return .end(end) }
             return .wait
@@ -179,7 +177,6 @@ final class ResponseStream: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
                 let ready = state.withLock { state -> Result<ByteBuffer?, any Error>? in
                     if let chunk = state.chunks.popFirst() {
-                        state.bufferedBytes -= chunk.readableBytes
                         return .success(chunk)
                     }
                     if let end = state.end { return end.map { nil } }
@@ -197,14 +194,6 @@ final class ResponseStream: Sendable {
         return chunk
     }
 
-    /// Whether the whole body arrived.
-    var isComplete: Bool {
-        state.withLock { state in
-            if case .success = state.end { return true }
-            return false
-        }
-    }
-
     /// Resets the stream (if it is still open) and fails whoever waits.
     func cancel() {
         let control = state.withLock { state in
@@ -220,20 +209,9 @@ final class ResponseStream: Sendable {
         let control = state.withLock { state in state.end == nil ? state.control : nil }
         control?.reset()
     }
-
-    /// The stream's control, once it was opened.
-    var control: StreamControl? {
-        state.withLock { $0.control }
-    }
 }
 
 extension ResponseStream.State {
-    /// The reader took `chunk` from the buffer.
-    fileprivate mutating func took(_ chunk: ByteBuffer) -> (StreamControl, Int)? {
-        bufferedBytes -= chunk.readableBytes
-        return consumed(chunk.readableBytes)
-    }
-
     /// Counts consumed body bytes; returns the window to open again once a step is reached
     /// (and the body may still grow).
     fileprivate mutating func consumed(_ bytes: Int) -> (StreamControl, Int)? {
