@@ -15,6 +15,20 @@ import Testing
         }
     }
 
+    @Test func readinessTimeoutSaysWhatTheMissingAddressIsDoing() async throws {
+        // Nothing listens there: every dial is refused.
+        let port = try freePort(alsoOn: ["127.0.0.9"])
+        let pool = try LBPool(target: "http://127.0.0.9:\(port)", configuration: testConfiguration(dns: nil))
+        try await withRunningPool(pool) { pool in
+            let error = await #expect(throws: LBPoolError.self) { try await pool.waitUntilReady(timeout: .milliseconds(500)) }
+            #expect(error?.code == .deadlineExceeded)
+            let message = error?.message ?? ""
+            #expect(message.contains("0 of 1 addresses ready"), "\(message)")
+            #expect(message.contains("not ready: 127.0.0.9:\(port)"), "\(message)")
+            #expect(message.contains("last dial: connection error"), "\(message)")
+        }
+    }
+
     @Test func threeAddressesSplitSequentialRequestsExactlyEvenly() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         defer { withExtendedLifetime((backends, dns)) {} }

@@ -14,8 +14,7 @@ final class PickerState: Sendable {
     private struct State {
         var snapshot = Snapshot()
         var version: UInt64 = 0
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiter: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     }
 
     private let state = Mutex(State())
@@ -30,13 +29,13 @@ final class PickerState: Sendable {
     }
 
     func update(_ body: (inout Snapshot) -> Void) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             body(&state.snapshot)
             state.version &+= 1
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.resume(returning: ()) }
     }
 
     /// A stream became free on a connection that was full: wakes waiting requests.
@@ -55,21 +54,14 @@ final class PickerState: Sendable {
     }
 
     private func waitForChange(after version: UInt64) async {
-        let id = state.withLock { state -> UInt64 in
-            state.nextWaiter &+= 1
-            return state.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.version != version || Task.isCancelled { return true }
-                    state.waiters[id] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
+        try? await cancellableWait { id, continuation in
+            state.withLock { state -> Result<Void, any Error>? in
+                if state.version != version || Task.isCancelled { return .success(()) }
+                state.waiters[id] = continuation
+                return nil
             }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        } remove: { id in
+            self.state.withLock { $0.waiters.removeValue(forKey: id) }
         }
     }
 }

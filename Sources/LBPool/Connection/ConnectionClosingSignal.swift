@@ -33,7 +33,6 @@ public final class ConnectionClosingSignal: Sendable, AsyncSequence {
     private struct State {
         var reason: ConnectionCloseReason?
         var waiters: [UInt64: CheckedContinuation<ConnectionCloseReason, any Error>] = [:]
-        var nextID: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -48,22 +47,15 @@ public final class ConnectionClosingSignal: Sendable, AsyncSequence {
     /// Returns the reason when the signal fires (at once if it already has).
     /// - Throws: `CancellationError` if the calling task is cancelled first.
     public func wait() async throws -> ConnectionCloseReason {
-        let id = state.withLock { state -> UInt64 in
-            state.nextID &+= 1
-            return state.nextID
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ConnectionCloseReason, any Error>) in
-                let immediate = state.withLock { state -> Result<ConnectionCloseReason, any Error>? in
-                    if let reason = state.reason { return .success(reason) }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    state.waiters[id] = continuation
-                    return nil
-                }
-                if let immediate { continuation.resume(with: immediate) }
+        try await cancellableWait { id, continuation in
+            state.withLock { state -> Result<ConnectionCloseReason, any Error>? in
+                if let reason = state.reason { return .success(reason) }
+                if Task.isCancelled { return .failure(CancellationError()) }
+                state.waiters[id] = continuation
+                return nil
             }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+        } remove: { id in
+            self.state.withLock { $0.waiters.removeValue(forKey: id) }
         }
     }
 

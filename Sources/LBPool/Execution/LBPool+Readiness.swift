@@ -19,11 +19,21 @@ extension LBPool {
             if snapshot.endpoints.count >= wanted { return }
             if ContinuousClock.now >= deadline {
                 let wantedText = wanted == .max ? "the resolved" : "\(wanted)"
-                throw LBPoolError(.deadlineExceeded,
-                                  "\(snapshot.endpoints.count) of \(wantedText) addresses ready after \(timeout)")
+                var message = "\(snapshot.endpoints.count) of \(wantedText) addresses ready after \(timeout)"
+                let ready = Set(snapshot.endpoints.map(\.address))
+                let waiting = self.snapshot().addresses.filter { !ready.contains($0.address) }
+                if !waiting.isEmpty { message += "; not ready: " + waiting.map(Self.summary).joined(separator: ", ") }
+                if let error = snapshot.lastConnectionError { message += "; last dial: \(error)" }
+                throw LBPoolError(.deadlineExceeded, message)
             }
             await balancer.pickerState.waitForChange(after: version, until: deadline)
             try Task.checkCancellation()
         }
+    }
+
+    /// One address in a line: its health and its connections' states and ages.
+    private static func summary(_ address: PoolSnapshot.Address) -> String {
+        let connections = address.connections.map { "\($0.id) \($0.state.rawValue) \($0.age)" }
+        return "\(address.address) (\(address.health.rawValue)" + (connections.isEmpty ? ", no connection" : ": " + connections.joined(separator: ", ")) + ")"
     }
 }

@@ -6,8 +6,7 @@ import Synchronization
 public final class RefreshRequests: Sendable {
     private struct State {
         var pending = false
-        var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
-        var nextID: UInt64 = 0
+        var waiter: (id: UInt64, continuation: CheckedContinuation<Void, any Error>)?
     }
 
     private let state = Mutex(State())
@@ -16,7 +15,7 @@ public final class RefreshRequests: Sendable {
 
     /// Asks the resolver to look the name up again soon.
     public func request() {
-        let continuation: CheckedContinuation<Void, Never>? = state.withLock { state in
+        let continuation: CheckedContinuation<Void, any Error>? = state.withLock { state in
             if let waiter = state.waiter {
                 state.waiter = nil
                 return waiter.continuation
@@ -24,7 +23,7 @@ public final class RefreshRequests: Sendable {
             state.pending = true
             return nil
         }
-        continuation?.resume()
+        continuation?.resume(returning: ())
     }
 
     /// Whether a request waits to be consumed by ``wait()``.
@@ -32,30 +31,22 @@ public final class RefreshRequests: Sendable {
 
     /// Returns when a request is pending (consuming it), or when the calling task is cancelled.
     public func wait() async {
-        let id = state.withLock { state -> UInt64 in
-            state.nextID &+= 1
-            return state.nextID
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.pending {
-                        state.pending = false
-                        return true
-                    }
-                    if Task.isCancelled { return true }
-                    state.waiter = (id, continuation)
-                    return false
+        try? await cancellableWait { id, continuation in
+            state.withLock { state -> Result<Void, any Error>? in
+                if state.pending {
+                    state.pending = false
+                    return .success(())
                 }
-                if resumeNow { continuation.resume() }
+                if Task.isCancelled { return .success(()) }
+                state.waiter = (id, continuation)
+                return nil
             }
-        } onCancel: {
-            let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        } remove: { id in
+            self.state.withLock { state in
                 guard let waiter = state.waiter, waiter.id == id else { return nil }
                 state.waiter = nil
                 return waiter.continuation
             }
-            continuation?.resume()
         }
     }
 }
