@@ -8,6 +8,9 @@ set -euo pipefail
 client="$1"
 bin="$2"
 requests="${BENCH_REQUESTS:-100000}"
+# Each load row is run this many times, interleaved with its reference, and the run with the
+# median requests/s is reported: two cores shared by client and server make single runs noisy.
+runs="${BENCH_RUNS:-3}"
 name="api.bench.svc.cluster.local"
 scale_name="api.scale.svc.cluster.local"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,11 +29,12 @@ for ip in "${ips[@]}"; do wait_for_port "$ip" "$tls_port"; wait_for_port "$ip" "
 h2load_run() {
   local label="$1" scheme="$2" p="$3"
   shift 3
+  local pids=()
   for ip in "${ips[@]}"; do
     h2load -n "$per" "$@" "$scheme://$ip:$p/" > "$work/h2load-$label-$ip.txt" 2>&1 &
-    echo $! >> "$work/h2load-$label.pids"
+    pids+=($!)
   done
-  while read -r pid; do wait "$pid"; done < "$work/h2load-$label.pids"
+  for pid in "${pids[@]}"; do wait "$pid"; done
   rps=0
   for ip in "${ips[@]}"; do
     local one
@@ -54,29 +58,50 @@ print(d['requestsPerSecond'], d['latencyMs']['p50'], d['latencyMs']['p99'], d['f
 
 ratio() { python3 -c "print(round($1 / $2, 3) if $2 else 0)"; }
 
-echo "== h2c: 3 connections (one per backend), 63 concurrent streams, $requests requests"
-h2load_run h2c http "$port" -c 1 -m 21
-h2c_rps=$rps; h2c_mean=$mean
-json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json
-pool_h2c=($rps $p50 $p99 $failed)
-echo "ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps")"
+# median ROW...: the row (space-separated, requests/s first) with the median requests/s.
+median() { printf '%s\n' "$@" | sort -g -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
+# failures ROW...: the sum of the 4th fields (failed requests) over every run.
+failures() { printf '%s\n' "$@" | awk '{ total += $4 } END { print total + 0 }'; }
 
-echo "== h2 over TLS: same connections and streams"
-h2load_run tls https "$tls_port" -c 1 -m 21
-tls_rps=$rps; tls_mean=$mean
-json_run pool-tls "$client" "https://$name:$tls_port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --ca-file "$work/ca.pem" --json
-pool_tls=($rps $p50 $p99 $failed)
-json_run ahc-tls "$bin/AHCLoad" "https://${ips[0]}:$tls_port/" "https://${ips[1]}:$tls_port/" "https://${ips[2]}:$tls_port/" \
-  --requests "$requests" --concurrency 63 --ca-file "$work/ca.pem"
-ahc_tls=($rps $p50 $p99 $failed)
-echo "ratio pool / AsyncHTTPClient (h2 over TLS): $(ratio "${pool_tls[0]}" "${ahc_tls[0]}")"
+echo "== h2c: 3 connections (one per backend), 63 concurrent streams, $requests requests, $runs runs"
+h2c_runs=(); pool_h2c_runs=()
+for round in $(seq "$runs"); do
+  h2load_run h2c http "$port" -c 1 -m 21
+  h2c_runs+=("$rps $mean")
+  json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json
+  pool_h2c_runs+=("$rps $p50 $p99 $failed")
+done
+read -r h2c_rps h2c_mean < <(median "${h2c_runs[@]}")
+pool_h2c=($(median "${pool_h2c_runs[@]}")); pool_h2c[3]=$(failures "${pool_h2c_runs[@]}")
+echo "median: h2load $h2c_rps, pool ${pool_h2c[0]}; ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps")"
 
-echo "== HTTP/1.1: 63 connections (21 per backend), one request each at a time"
-h2load_run h1 http "$h1_port" --h1 -c 21 -m 1
-h1_rps=$rps; h1_mean=$mean
-json_run ahc-h1 "$bin/AHCLoad" "http://${ips[0]}:$h1_port/" "http://${ips[1]}:$h1_port/" "http://${ips[2]}:$h1_port/" \
-  --requests "$requests" --concurrency 63 --http1
-ahc_h1=($rps $p50 $p99 $failed)
+echo "== h2 over TLS: same connections and streams, $runs runs"
+tls_runs=(); pool_tls_runs=(); ahc_tls_runs=()
+for round in $(seq "$runs"); do
+  h2load_run tls https "$tls_port" -c 1 -m 21
+  tls_runs+=("$rps $mean")
+  json_run pool-tls "$client" "https://$name:$tls_port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --ca-file "$work/ca.pem" --json
+  pool_tls_runs+=("$rps $p50 $p99 $failed")
+  json_run ahc-tls "$bin/AHCLoad" "https://${ips[0]}:$tls_port/" "https://${ips[1]}:$tls_port/" "https://${ips[2]}:$tls_port/" \
+    --requests "$requests" --concurrency 63 --ca-file "$work/ca.pem"
+  ahc_tls_runs+=("$rps $p50 $p99 $failed")
+done
+read -r tls_rps tls_mean < <(median "${tls_runs[@]}")
+pool_tls=($(median "${pool_tls_runs[@]}")); pool_tls[3]=$(failures "${pool_tls_runs[@]}")
+ahc_tls=($(median "${ahc_tls_runs[@]}")); ahc_tls[3]=$(failures "${ahc_tls_runs[@]}")
+echo "median: h2load $tls_rps, pool ${pool_tls[0]}, AsyncHTTPClient ${ahc_tls[0]}; ratio pool / AsyncHTTPClient (h2 over TLS): $(ratio "${pool_tls[0]}" "${ahc_tls[0]}")"
+
+echo "== HTTP/1.1: 63 connections (21 per backend), one request each at a time, $runs runs"
+h1_runs=(); ahc_h1_runs=()
+for round in $(seq "$runs"); do
+  h2load_run h1 http "$h1_port" --h1 -c 21 -m 1
+  h1_runs+=("$rps $mean")
+  json_run ahc-h1 "$bin/AHCLoad" "http://${ips[0]}:$h1_port/" "http://${ips[1]}:$h1_port/" "http://${ips[2]}:$h1_port/" \
+    --requests "$requests" --concurrency 63 --http1
+  ahc_h1_runs+=("$rps $p50 $p99 $failed")
+done
+read -r h1_rps h1_mean < <(median "${h1_runs[@]}")
+ahc_h1=($(median "${ahc_h1_runs[@]}")); ahc_h1[3]=$(failures "${ahc_h1_runs[@]}")
 
 echo "== scale: $scale_name with 1000 A records (TCP after UDP truncation), minConnections 1"
 scale_ips=()
@@ -103,7 +128,7 @@ h2load_version=$(h2load --version | head -1)
   echo "# Benchmark results"
   echo
   echo "Written by \`make bench\` on $(date -u +%Y-%m-%d): $(nproc) cores ($cpu), $(swift --version 2>/dev/null | head -1), $(nginx -v 2>&1), $h2load_version."
-  echo "Everything below ran in that one invocation, on this machine, against the same nginx backends (one worker each) on 127.0.0.2–4; $requests requests per row."
+  echo "Everything below ran in that one invocation, on this machine, against the same nginx backends (one worker each) on 127.0.0.2–4; $requests requests per run. Each load row is the run with the median requests/s of $runs, interleaved with its reference; failures are summed over all runs."
   echo
   echo "## Load: requests/s and latency"
   echo
