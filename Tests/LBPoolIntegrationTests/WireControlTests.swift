@@ -183,6 +183,26 @@ import Testing
         #expect(seen.count("held") == 1)
     }
 
+    @Test func aPathHTTP2CannotCarryIsRefusedBeforeAnythingIsSent() async throws {
+        let attempts = try await withAnsweringServer { request, _ in
+            request.respond(body: "answered")
+        } _: { pool in
+            for path in ["", "relative/path", "*"] {
+                var request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: path)
+                request.headerFields[HTTPField.Name("x-request-id")!] = "bad-path"
+                let error = await #expect(throws: LBPoolError.self) { try await pool.execute(request) }
+                #expect(error?.code == .invalidRequest)
+                #expect(error?.message.contains("path '\(path)'") == true, "\(String(describing: error))")
+            }
+            var options = HTTPRequest(method: .options, scheme: nil, authority: nil, path: "*")
+            options.headerFields[HTTPField.Name("x-request-id")!] = "asterisk"
+            let response = try await pool.execute(options)
+            #expect(String(buffer: response.body) == "answered")
+        }
+        #expect(attempts.count("bad-path") == 0, "nothing was sent")
+        #expect(attempts.count("asterisk") == 1)
+    }
+
     @Test func streamHearsGoAwayWithItsCodeBeforeItEnds() async throws {
         let server = try await TestHTTP2Server()
         let pool = try pool(server)

@@ -187,6 +187,11 @@ extension ConnectionHandler {
         closeStream(event.streamID, error: error)
     }
 
+    /// `NIOHTTP2Handler` refused a frame of the stream (it never reached the wire).
+    func streamFailed(_ id: HTTP2StreamID, error: any Error) {
+        closeStream(id, error: error)
+    }
+
     /// Removes the stream; whatever of its response has not arrived fails with `error`.
     private func closeStream(_ id: HTTP2StreamID, error: any Error) {
         guard let stream = streams.removeValue(forKey: id) else { return }

@@ -146,6 +146,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A frame of one stream refused on its way out: that stream fails, the connection stays.
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            streamFailed(streamError.streamID, error: streamError.baseError)
+            return
+        }
         // A stream opened after GOAWAY surfaces as a connection error; the request that raced
         // the GOAWAY is retried elsewhere, and the streams still open must finish here.
         if error is NIOHTTP2Errors.CreatedStreamAfterGoaway { return }

@@ -78,6 +78,11 @@ extension LBPool {
         guard timeout > .zero else {
             throw LBPoolError(.invalidRequest, "timeout '\(timeout)' must be greater than zero")
         }
+        // HTTP/2 needs an origin-form :path (or `*` for OPTIONS); anything else would be refused
+        // on the wire, where it looks like a request the server never saw.
+        if let path = request.path, !path.hasPrefix("/"), !(path == "*" && request.method == .options) {
+            throw LBPoolError(.invalidRequest, "path '\(path)' must start with '/' (or be '*' for OPTIONS)")
+        }
         let policy = options.retryPolicy ?? configuration.retryPolicy
         if options.retryPolicy != nil {
             do { try policy.validate() } catch { throw LBPoolError(.invalidRequest, "\(error)") }
