@@ -5,7 +5,7 @@ import Synchronization
 final class PickerRandom: Sendable {
     private let state: Atomic<UInt64>
 
-    init(seed: UInt64 = .random(in: 0...UInt64.max)) {
+    init(seed: UInt64) {
         state = Atomic(seed)
     }
 
@@ -26,12 +26,8 @@ final class PickerRandom: Sendable {
 public final class RandomPicker: Picker {
     private let random: PickerRandom
 
-    public init() {
-        random = PickerRandom()
-    }
-
-    /// A fixed seed, for reproducible tests.
-    public init(seed: UInt64) {
+    /// - Parameter seed: Default: a random one; a fixed seed makes picks reproducible (tests).
+    public init(seed: UInt64 = .random(in: 0...UInt64.max)) {
         random = PickerRandom(seed: seed)
     }
 
@@ -45,11 +41,8 @@ public final class RandomPicker: Picker {
 public final class PowerOfTwoChoicesPicker: Picker {
     private let random: PickerRandom
 
-    public init() {
-        random = PickerRandom()
-    }
-
-    public init(seed: UInt64) {
+    /// - Parameter seed: Default: a random one; a fixed seed makes picks reproducible (tests).
+    public init(seed: UInt64 = .random(in: 0...UInt64.max)) {
         random = PickerRandom(seed: seed)
     }
 
