@@ -1,25 +1,20 @@
 import HTTPTypes
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
 
-/// Request streams, carried by the connection handler itself.
-///
-/// `NIOHTTP2Handler` runs without a stream multiplexer, so every frame reaches
-/// ``ConnectionHandler`` with its stream id; a request is an entry in ``ConnectionHandler/streams``
-/// and its ``ResponseStream``. `NIOHTTP2Handler` still keeps the HTTP/2 state machine, HPACK and
-/// outbound flow control; what a stream channel would add (inbound flow control, timeouts,
-/// resets) is here.
+/// Request streams, carried by the connection handler itself: a request is an entry in
+/// ``ConnectionHandler/streams`` and its ``ResponseStream``, and a few frames in the
+/// connection's output buffer.
 ///
 /// ```
-///  openStream ──HEADERS (+DATA) written──▶ open ──response HEADERS──▶ head delivered ──END_STREAM──▶ closed
+///  openStream ──HEADERS (+DATA) written──▶ open ──response HEADERS──▶ head delivered ──END_STREAM both ways──▶ closed
 ///      │                                    │                          │
 ///      └──connection not ready: fails       └──deadline / reset / RST / GOAWAY / connection closed──▶ closed
 /// ```
 extension ConnectionHandler {
-    /// Opens a stream and writes the request head (and an in-memory body) in one flush. The
-    /// outcome reaches `response`; returns the stream's control, or `nil` if it could not open
-    /// (then `response` has failed, with the head not sent).
+    /// Opens a stream and queues the request head (and an in-memory body) for this tick's
+    /// write. The outcome reaches `response`; returns the stream's control, or `nil` if it could
+    /// not open (then `response` has failed, with the head not sent).
     func openStream(
         _ response: ResponseStream,
         head: HPACKHeaders,
@@ -31,72 +26,110 @@ extension ConnectionHandler {
             return nil
         }
         let id = nextStreamID
-        guard Int(id) <= Int(Int32.max) - 2 else {
+        guard id <= HTTP2StreamNumber(Int32.max) - 2 else {
             // Stream ids exhausted: this connection is done; the balancer replaces it.
             drain(.streamLimitReached(Int(id) / 2))
             response.fail(LBPoolError(.connectionFailed, "the connection has used every stream id"))
             return nil
         }
-        nextStreamID = HTTP2StreamID(Int32(id) + 2)
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let control = StreamControl(streamID: id, handler: loopBound)
+        let endStream = body == nil
+        do {
+            try output.writeHTTP2Headers(stream: id, endStream: endStream, maxFrameSize: peerMaxFrameSize) { buffer in
+                try encoder.encode(headers: head, to: &buffer)
+            }
+        } catch {
+            response.fail(LBPoolError(.invalidRequest, "request headers could not be encoded", underlying: error))
+            return nil
+        }
+        nextStreamID = id + 2
+        let control = StreamControl(streamID: id, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
         if response.attach(control) {
+            // Cancelled meanwhile: the stream was opened on the wire, so it is reset at once.
+            output.writeHTTP2RstStream(stream: id, code: HTTP2Code.cancel)
+            scheduleFlush()
             response.fail(CancellationError())
             return nil
         }
         streamOpened()
-        streams[id] = OpenStream(response: response, deadline: deadline)
+        streams[id] = OpenStream(
+            response: response, deadline: deadline, isHeadRequest: head.first(name: ":method") == "HEAD",
+            localEnded: endStream, receiveWindow: streamWindow)
+        headsInOutput.append(id)
         armDeadlineTimer(for: deadline)
-
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { result in
-            loopBound.value.requestHeadWritten(id, result)
+        if !endStream {
+            sendWindows.open(id)
+            if case .bytes(let buffer) = body {
+                _ = sendWindows.enqueue(.init(data: buffer, endStream: true, promise: nil), on: id)
+                sendPendingData()
+            }
         }
-        let endStream: Bool
-        switch body {
-        case nil: endStream = true
-        case .bytes, .stream: endStream = false
-        }
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: head, endStream: endStream)))), promise: written)
-        if case .bytes(let buffer) = body {
-            // A server may answer before reading the body and reset the stream (nginx does):
-            // a failed body write matters only if no response follows.
-            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: true)))), promise: nil)
-        }
-        context.flush()
+        scheduleFlush()
         return control
     }
 
-    private func requestHeadWritten(_ id: HTTP2StreamID, _ result: Result<Void, any Error>) {
-        guard let stream = streams[id] else { return }
+    /// The collected output was written (or failed): heads in it count as sent, body promises
+    /// complete.
+    func outputWritten(heads: [HTTP2StreamNumber], promises: [EventLoopPromise<Void>], _ result: Result<Void, any Error>) {
         switch result {
         case .success:
-            stream.response.markHeadSent()
+            for id in heads { streams[id]?.response.markHeadSent() }
+            for promise in promises { promise.succeed() }
         case .failure(let error):
-            // Refused before it reached the wire (after GOAWAY, invalid, connection closing).
-            closeStream(id, error: error)
+            // Never reached the wire: the connection is failing.
+            for id in heads { closeStream(id, error: error) }
+            for promise in promises { promise.fail(error) }
         }
     }
 
-    func sendBody(_ chunk: ByteBuffer, end: Bool, on id: HTTP2StreamID, promise: EventLoopPromise<Void>) {
-        guard let context = channelContext, streams[id] != nil else {
+    /// Queues a chunk of a streamed request body; `promise` completes once it is written.
+    func sendBody(_ chunk: ByteBuffer, end: Bool, on id: HTTP2StreamNumber, promise: EventLoopPromise<Void>) {
+        guard streams[id] != nil, sendWindows.enqueue(.init(data: chunk, endStream: end, promise: promise), on: id) else {
             promise.fail(LBPoolError(.connectionFailed, "stream closed before the request body was sent"))
             return
         }
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk), endStream: end)))), promise: promise)
+        sendPendingData()
+        scheduleFlush()
+    }
+
+    /// Writes the DATA frames the flow-control windows allow.
+    func sendPendingData() {
+        sendWindows.take { frame in
+            output.writeHTTP2FrameHeader(
+                length: frame.data.readableBytes, type: HTTP2FrameType.data,
+                flags: frame.endStream ? HTTP2FrameType.endStream : 0, stream: frame.stream)
+            output.writeImmutableBuffer(frame.data)
+            if let promise = frame.promise { promisesInOutput.append(promise) }
+            if frame.endStream { localEnded(frame.stream) }
+        }
+    }
+
+    private func localEnded(_ id: HTTP2StreamNumber) {
+        guard var stream = streams[id] else { return }
+        stream.localEnded = true
+        streams[id] = stream
+        if stream.remoteEnded { streamComplete(id) }
     }
 
     /// The reader took `bytes` of the body: lets the server send that much more.
-    func bodyConsumed(_ bytes: Int, on id: HTTP2StreamID) {
-        guard let context = channelContext, streams[id] != nil, bytes > 0 else { return }
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytes))), promise: nil)
+    func bodyConsumed(_ bytes: Int, on id: HTTP2StreamNumber) {
+        guard var stream = streams[id], bytes > 0, !stream.remoteEnded else { return }
+        stream.receiveWindow += bytes
+        streams[id] = stream
+        output.writeHTTP2WindowUpdate(stream: id, increment: bytes)
+        scheduleFlush()
     }
 
     /// The task gave up on the stream (cancelled, or its reader stopped early).
-    func resetStream(_ id: HTTP2StreamID) {
+    func resetStream(_ id: HTTP2StreamNumber) {
+        resetStream(id, code: HTTP2Code.cancel, error: CancellationError())
+    }
+
+    /// Sends RST_STREAM with `code` and fails what has not arrived with `error`.
+    func resetStream(_ id: HTTP2StreamNumber, code: UInt32, error: any Error) {
         guard streams[id] != nil else { return }
-        channelContext?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)
-        closeStream(id, error: CancellationError())
+        output.writeHTTP2RstStream(stream: id, code: code)
+        scheduleFlush()
+        closeStream(id, error: error)
     }
 
     private func armDeadlineTimer(for deadline: NIODeadline) {
@@ -115,7 +148,7 @@ extension ConnectionHandler {
         streamDeadlineTimer = nil
         let now = NIODeadline.now()
         var next: NIODeadline?
-        var expired: [HTTP2StreamID] = []
+        var expired: [HTTP2StreamNumber] = []
         for (id, stream) in streams {
             guard let deadline = stream.deadline else { continue }
             if deadline <= now {
@@ -125,76 +158,121 @@ extension ConnectionHandler {
             }
         }
         for id in expired {
-            channelContext?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)
-            closeStream(id, error: LBPoolError(.deadlineExceeded, "no response head before the deadline"))
+            resetStream(id, code: HTTP2Code.cancel, error: LBPoolError(.deadlineExceeded, "no response head before the deadline"))
         }
         if let next { armDeadlineTimer(for: next) }
     }
 
     // MARK: - Inbound
 
-    func streamFrameRead(_ frame: HTTP2Frame) {
-        let id = frame.streamID
+    func headersRead(_ headers: HPACKHeaders, on id: HTTP2StreamNumber, endStream: Bool) {
         guard var stream = streams[id] else { return }
-        switch frame.payload {
-        case .headers(let headers):
-            if stream.headReceived {
-                // Trailers end the body; their content is not exposed.
-                stream.response.append(nil, end: headers.endStream)
-                return
-            }
-            let head: HTTPResponse
-            do {
-                head = try ResponseHead.parse(headers.headers)
-            } catch {
-                protocolViolation(on: id, error)
-                return
-            }
-            // 1xx responses are informational; the final one follows.
-            if head.status.kind == .informational { return }
-            stream.headReceived = true
-            stream.deadline = nil
-            streams[id] = stream
-            stream.response.deliverHead(head)
-            if headers.endStream { stream.response.append(nil, end: true) }
-        case .data(let data):
-            guard stream.headReceived else {
-                protocolViolation(on: id, LBPoolError(.invalidResponse, "DATA before the response HEADERS"))
-                return
-            }
-            if case .byteBuffer(let buffer) = data.data {
-                stream.response.append(buffer, end: data.endStream)
-            } else {
-                stream.response.append(nil, end: data.endStream)
-            }
-        default:
-            // RST_STREAM arrives as a StreamClosedEvent with its code; WINDOW_UPDATE and
-            // PRIORITY need nothing from us.
-            break
+        guard !stream.remoteEnded else {
+            resetStream(id, code: HTTP2Code.streamClosed, error: LBPoolError(.invalidResponse, "HEADERS after the end of stream \(id)"))
+            return
         }
+        if stream.headReceived {
+            // Trailers end the body; their content is not exposed.
+            guard endStream, ResponseHead.validTrailers(headers) else {
+                protocolViolation(on: id, LBPoolError(.invalidResponse, "malformed trailers on stream \(id)"))
+                return
+            }
+            remoteEnded(id, stream)
+            return
+        }
+        let head: HTTPResponse
+        do {
+            head = try ResponseHead.parse(headers)
+        } catch {
+            protocolViolation(on: id, error)
+            return
+        }
+        // 1xx responses are informational; the final one follows.
+        if head.status.kind == .informational {
+            if endStream { protocolViolation(on: id, LBPoolError(.invalidResponse, "stream \(id) ended after a \(head.status.code) response")) }
+            return
+        }
+        stream.headReceived = true
+        stream.deadline = nil
+        if !stream.isHeadRequest, head.status.code != 204, head.status.code != 304,
+           let length = head.headerFields[.contentLength] {
+            guard let expected = Int(length), expected >= 0 else {
+                protocolViolation(on: id, LBPoolError(.invalidResponse, "malformed content-length '\(length)'"))
+                return
+            }
+            stream.expectedLength = expected
+        }
+        streams[id] = stream
+        stream.response.deliverHead(head)
+        if endStream { remoteEnded(id, stream) }
     }
 
-    private func protocolViolation(on id: HTTP2StreamID, _ error: any Error) {
-        channelContext?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError))), promise: nil)
-        closeStream(id, error: error)
+    func dataRead(_ data: ByteBuffer, on id: HTTP2StreamNumber, endStream: Bool, flowControlledLength: Int) throws(HTTP2ConnectionError) {
+        guard connectionWindowUsed(flowControlledLength) else {
+            throw HTTP2ConnectionError(code: HTTP2Code.flowControlError, message: "DATA beyond the connection window")
+        }
+        guard var stream = streams[id] else {
+            guard id < nextStreamID else {
+                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "DATA on idle stream \(id)")
+            }
+            return
+        }
+        guard stream.headReceived, !stream.remoteEnded else {
+            protocolViolation(on: id, LBPoolError(.invalidResponse, stream.headReceived ? "DATA after the end of stream \(id)" : "DATA before the response HEADERS"))
+            return
+        }
+        stream.receiveWindow -= flowControlledLength
+        guard stream.receiveWindow >= 0 else {
+            resetStream(id, code: HTTP2Code.flowControlError, error: LBPoolError(.invalidResponse, "server sent beyond the window of stream \(id)"))
+            return
+        }
+        stream.receivedLength += data.readableBytes
+        if let expected = stream.expectedLength, stream.receivedLength > expected {
+            protocolViolation(on: id, LBPoolError(.invalidResponse, "body of more than \(expected) bytes on stream \(id), its content-length"))
+            return
+        }
+        let chunk = data.readableBytes > 0 ? data : nil
+        if endStream {
+            remoteEnded(id, stream, lastChunk: chunk)
+            return
+        }
+        let padding = flowControlledLength - data.readableBytes
+        if padding > 0 {
+            // Padding never reaches the reader: its window is given back at once.
+            stream.receiveWindow += padding
+            output.writeHTTP2WindowUpdate(stream: id, increment: padding)
+        }
+        streams[id] = stream
+        if let chunk { stream.response.append(chunk, end: false) }
     }
 
-    /// `NIOHTTP2Handler` closed the stream: both sides ended it, the server reset it, or a
-    /// GOAWAY dropped it.
-    func streamClosedByConnection(_ event: StreamClosedEvent) {
-        let error: any Error = event.reason.map { NIOHTTP2Errors.streamClosed(streamID: event.streamID, errorCode: $0) }
-            ?? LBPoolError(.connectionFailed, "stream closed before response headers")
-        closeStream(event.streamID, error: error)
+    /// The server ended its side of the stream; with the client's side ended too, it closes.
+    private func remoteEnded(_ id: HTTP2StreamNumber, _ stream: OpenStream, lastChunk: ByteBuffer? = nil) {
+        var stream = stream
+        if let expected = stream.expectedLength, stream.receivedLength != expected {
+            protocolViolation(on: id, LBPoolError(.invalidResponse, "body of \(stream.receivedLength) bytes on stream \(id), content-length says \(expected)"))
+            return
+        }
+        stream.response.append(lastChunk, end: true)
+        stream.remoteEnded = true
+        streams[id] = stream
+        if stream.localEnded { streamComplete(id) }
     }
 
-    /// `NIOHTTP2Handler` refused a frame of the stream (it never reached the wire).
-    func streamFailed(_ id: HTTP2StreamID, error: any Error) {
-        closeStream(id, error: error)
+    /// Both sides ended the stream.
+    private func streamComplete(_ id: HTTP2StreamNumber) {
+        closeStream(id, error: LBPoolError(.connectionFailed, "stream closed before response headers"))
     }
 
-    /// Removes the stream; whatever of its response has not arrived fails with `error`.
-    private func closeStream(_ id: HTTP2StreamID, error: any Error) {
+    private func protocolViolation(on id: HTTP2StreamNumber, _ error: any Error) {
+        resetStream(id, code: HTTP2Code.protocolError, error: error)
+    }
+
+    /// Removes the stream; whatever of its response has not arrived fails with `error`, and
+    /// body bytes not yet sent fail their writers.
+    func closeStream(_ id: HTTP2StreamNumber, error: any Error) {
         guard let stream = streams.removeValue(forKey: id) else { return }
+        for promise in sendWindows.close(id) { promise.fail(error) }
         stream.response.fail(error)
         streamEnded()
     }
@@ -203,15 +281,9 @@ extension ConnectionHandler {
     func failAllStreams(_ error: any Error) {
         let open = streams
         streams.removeAll()
-        for (_, stream) in open {
+        for (id, stream) in open {
+            for promise in sendWindows.close(id) { promise.fail(error) }
             stream.response.fail(error)
         }
-    }
-
-    /// The connection's inbound window changed: opens it again once half of it is used.
-    func connectionWindowChanged(_ size: Int) {
-        guard size < connectionWindowTarget / 2, let context = channelContext else { return }
-        let frame = HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionWindowTarget - size))
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
     }
 }

@@ -1,17 +1,19 @@
 import Logging
 import NIOCore
-import NIOHTTP2
+import NIOHPACK
 import NIOSSL
 import NIOTLS
 
-/// Sits after `NIOHTTP2Handler` (which runs without a stream multiplexer) on a connection
-/// channel. It turns what the wire says (SETTINGS, GOAWAY, the channel closing) into events for
-/// the ``SubconnectionStateMachine``, whose actions it performs, and it carries the request
-/// streams itself: a request is a table entry and a few frames, not a child channel
-/// (see `ConnectionHandler+Streams.swift`). Lives on the channel's event loop.
+/// The client end of one HTTP/2 connection, on its channel after TLS (if any). It speaks
+/// HTTP/2 itself: ``HTTP2FrameParser`` cuts the bytes into frames, NIOHPACK codes the header
+/// blocks, ``HTTP2SendWindows`` keeps outbound flow control, and the frames it writes collect
+/// in one buffer that goes out once per event-loop tick. It turns what the wire says (SETTINGS,
+/// GOAWAY, the channel closing) into events for the ``SubconnectionStateMachine``, whose actions
+/// it performs, and it carries the request streams (see `ConnectionHandler+Streams.swift`).
+/// Lives on the channel's event loop.
 final class ConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// A request stream in flight.
     struct OpenStream {
@@ -19,6 +21,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         /// The stream is reset if no response head arrived by then; `nil` once one did.
         var deadline: NIODeadline?
         var headReceived = false
+        /// The request was HEAD: a response body is never expected, whatever content-length says.
+        var isHeadRequest: Bool
+        /// The client sent END_STREAM.
+        var localEnded = false
+        /// The server sent END_STREAM.
+        var remoteEnded = false
+        /// How much more body the server may send before the reader opens the window again.
+        var receiveWindow: Int
+        /// The response's content-length, checked against the body that arrives.
+        var expectedLength: Int?
+        var receivedLength = 0
     }
 
     private var machine = SubconnectionStateMachine()
@@ -30,13 +43,36 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var keepaliveTimer: RepeatedTask?
     private var pingTimeout: Scheduled<Void>?
     private var pingCounter: UInt64 = 0
-    var streams: [HTTP2StreamID: OpenStream] = [:]
-    var nextStreamID = HTTP2StreamID(1)
+    private var prefaceSent = false
+    var streams: [HTTP2StreamNumber: OpenStream] = [:]
+    var nextStreamID: HTTP2StreamNumber = 1
     /// One timer per connection, at the earliest deadline of a stream still waiting for its
     /// response head (requests share a timeout, so a new stream rarely moves it).
     var streamDeadlineTimer: (at: NIODeadline, task: Scheduled<Void>)?
+
+    // HTTP/2 state.
+    private var parser = HTTP2FrameParser()
+    var sendWindows = HTTP2SendWindows()
+    var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
+    private var decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize, maxHeaderListSize: ConnectionHandler.maxHeaderListSize)
+    /// The server's SETTINGS_MAX_FRAME_SIZE.
+    var peerMaxFrameSize = 16_384
+    /// How much more DATA the server may send on the connection.
+    private var connectionReceiveWindow = 65_535
     /// The connection's inbound window is opened again to this size when it falls below half.
     let connectionWindowTarget: Int
+    /// Each stream's inbound window, sent as SETTINGS_INITIAL_WINDOW_SIZE.
+    let streamWindow: Int
+    /// The largest decoded header list the client accepts (SETTINGS_MAX_HEADER_LIST_SIZE).
+    static let maxHeaderListSize = 64 * 1024
+
+    // Output: frames collect here and go out in one write per event-loop tick.
+    var output = ByteBuffer()
+    private var flushScheduled = false
+    /// Streams whose HEADERS are in `output`: their heads count as sent once it is written.
+    var headsInOutput: [HTTP2StreamNumber] = []
+    /// Promises of request-body chunks in `output`, kept until it is written.
+    var promisesInOutput: [EventLoopPromise<Void>] = []
 
     let id: SubconnectionID
     let address: ResolvedAddress
@@ -57,9 +93,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         readyTimeout: Duration,
         drainTimeout: Duration,
         keepalive: LBPool.Configuration.Keepalive?,
+        streamWindow: Int,
         connectionWindowTarget: Int,
         logger: Logger
     ) {
+        self.streamWindow = streamWindow
         self.connectionWindowTarget = connectionWindowTarget
         self.id = id
         self.address = address
@@ -74,15 +112,39 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        output = context.channel.allocator.buffer(capacity: 4096)
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         readyTimeout = context.eventLoop.scheduleTask(in: readyTimeoutAmount) {
             loopBound.value.readyTimedOut()
         }
+        if context.channel.isActive { sendPreface() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimers()
         self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        sendPreface()
+        context.fireChannelActive()
+    }
+
+    /// The connection preface, the client's SETTINGS and the connection window opened to its
+    /// target (RFC 9113 §3.4, §6.5, §6.9.2).
+    private func sendPreface() {
+        guard !prefaceSent else { return }
+        prefaceSent = true
+        output.writeImmutableBuffer(.http2ClientPreface)
+        output.writeHTTP2Settings([
+            (HTTP2SettingID.enablePush, 0),
+            (HTTP2SettingID.maxConcurrentStreams, 100),
+            (HTTP2SettingID.initialWindowSize, UInt32(streamWindow)),
+            (HTTP2SettingID.maxHeaderListSize, UInt32(Self.maxHeaderListSize)),
+        ])
+        output.writeHTTP2WindowUpdate(stream: 0, increment: connectionWindowTarget - connectionReceiveWindow)
+        connectionReceiveWindow = connectionWindowTarget
+        flushOutput()
     }
 
     private func cancelTimers() {
@@ -95,48 +157,142 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        if frame.streamID != .rootStream {
-            streamFrameRead(frame)
-            return
-        }
-        switch frame.payload {
-        case .settings(.settings(let settings)):
-            let limit = settings.last(where: { $0.parameter == .maxConcurrentStreams })?.value
-            if let limit { shared.maxConcurrentStreams.store(limit, ordering: .relaxed) }
-            perform(machine.settingsReceived(maxConcurrentStreams: limit))
-        case .ping(_, ack: true):
-            pingTimeout?.cancel()
-            pingTimeout = nil
-        case .goAway(let lastStreamID, let errorCode, let opaqueData):
-            let last = Int(lastStreamID)
-            shared.goAwayLastStreamID.store(min(last, shared.goAwayLastStreamID.load(ordering: .relaxed)), ordering: .relaxed)
-            let debugData = opaqueData.map { String(buffer: $0) } ?? ""
-            if errorCode != .noError {
-                logger.warning("GOAWAY with error", metadata: [
-                    "address": "\(address)", "subconnection": "\(id)", "code": "\(errorCode)",
-                    "last_stream_id": "\(last)", "debug_data": "\(debugData)",
-                ])
+        parser.append(unwrapInboundIn(data))
+        do {
+            while let frame = try parser.next() {
+                try read(frame)
             }
-            logger.debug("GOAWAY received", metadata: [
-                "address": "\(address)", "subconnection": "\(id)", "code": "\(errorCode)",
-                "last_stream_id": "\(last)", "open_streams": "\(machine.openStreams)",
-            ])
-            perform(machine.goAwayReceived(lastStreamID: last, errorCode: UInt32(errorCode.networkCode), debugData: debugData))
-        default:
-            break
+        } catch {
+            connectionError(error)
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Answers to what was read (SETTINGS ACK, WINDOW_UPDATE, RST_STREAM) go out now.
+        if output.readableBytes > 0 { flushOutput() }
+        context.fireChannelReadComplete()
+    }
+
+    private func read(_ frame: HTTP2InboundFrame) throws(HTTP2ConnectionError) {
+        switch frame {
+        case .data(let stream, let data, let endStream, let flowControlledLength):
+            try dataRead(data, on: stream, endStream: endStream, flowControlledLength: flowControlledLength)
+        case .headers(let stream, var block, let endStream):
+            // Every header block is decoded, even of a stream already gone: HPACK state is
+            // shared by the connection.
+            let headers: HPACKHeaders
+            do {
+                headers = try decoder.decodeHeaders(from: &block)
+            } catch {
+                throw HTTP2ConnectionError(code: HTTP2Code.compressionError, message: "header block of stream \(stream): \(error)")
+            }
+            guard stream % 2 == 1, stream < nextStreamID else {
+                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "HEADERS on stream \(stream), which the client did not open")
+            }
+            headersRead(headers, on: stream, endStream: endStream)
+        case .rstStream(let stream, let code):
+            guard stream < nextStreamID else {
+                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "RST_STREAM on idle stream \(stream)")
+            }
+            closeStream(stream, error: HTTP2StreamReset(stream: stream, code: code, byServer: true))
+        case .settings(let settings):
+            try settingsRead(settings)
+        case .settingsAck:
+            break
+        case .ping(_, ack: true):
+            pingTimeout?.cancel()
+            pingTimeout = nil
+        case .ping(let opaque, ack: false):
+            output.writeHTTP2Ping(opaque: opaque, ack: true)
+        case .goAway(let lastStreamID, let code, let debugData):
+            if let previous = machine.goAwayLastStreamID, Int(lastStreamID) > previous {
+                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "GOAWAY raised the last stream id from \(previous) to \(lastStreamID)")
+            }
+            goAwayRead(lastStreamID: lastStreamID, code: code, debugData: String(buffer: debugData))
+        case .windowUpdate(0, let increment):
+            try sendWindows.connectionWindowUpdate(Int(increment))
+            sendPendingData()
+        case .windowUpdate(let stream, let increment):
+            if let code = sendWindows.streamWindowUpdate(Int(increment), on: stream) {
+                resetStream(stream, code: code, error: HTTP2StreamReset(stream: stream, code: code, byServer: false))
+            }
+            sendPendingData()
+        }
+    }
+
+    private func settingsRead(_ settings: [(identifier: UInt16, value: UInt32)]) throws(HTTP2ConnectionError) {
+        var limit: UInt32?
+        for (identifier, value) in settings {
+            switch identifier {
+            case HTTP2SettingID.headerTableSize:
+                let size = min(Int(value), HPACKEncoder.defaultDynamicTableSize)
+                if size != encoder.allowedDynamicTableSize {
+                    // Not encoding now: this cannot fail.
+                    try? encoder.setDynamicTableSize(size)
+                }
+            case HTTP2SettingID.maxConcurrentStreams:
+                limit = value
+            case HTTP2SettingID.initialWindowSize:
+                try sendWindows.initialWindowChanged(to: value)
+            case HTTP2SettingID.maxFrameSize:
+                guard (16_384...16_777_215).contains(value) else {
+                    throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "SETTINGS_MAX_FRAME_SIZE \(value) outside 16384...16777215")
+                }
+                peerMaxFrameSize = Int(value)
+                sendWindows.maxFrameSize = Int(value)
+            default:
+                break
+            }
+        }
+        output.writeHTTP2SettingsAck()
+        sendPendingData()
+        if let limit { shared.maxConcurrentStreams.store(Int(limit), ordering: .relaxed) }
+        perform(machine.settingsReceived(maxConcurrentStreams: limit.map(Int.init)))
+    }
+
+    /// DATA used `length` bytes of the connection's inbound window: opens it again once half is
+    /// used. Returns false if the server sent beyond it.
+    func connectionWindowUsed(_ length: Int) -> Bool {
+        connectionReceiveWindow -= length
+        guard connectionReceiveWindow >= 0 else { return false }
+        if connectionReceiveWindow < connectionWindowTarget / 2 {
+            output.writeHTTP2WindowUpdate(stream: 0, increment: connectionWindowTarget - connectionReceiveWindow)
+            connectionReceiveWindow = connectionWindowTarget
+        }
+        return true
+    }
+
+    private func goAwayRead(lastStreamID: HTTP2StreamNumber, code: UInt32, debugData: String) {
+        let last = Int(lastStreamID)
+        shared.goAwayLastStreamID.store(min(last, shared.goAwayLastStreamID.load(ordering: .relaxed)), ordering: .relaxed)
+        if code != HTTP2Code.noError {
+            logger.warning("GOAWAY with error", metadata: [
+                "address": "\(address)", "subconnection": "\(id)", "code": "\(HTTP2ErrorCodeName(code))",
+                "last_stream_id": "\(last)", "debug_data": "\(debugData)",
+            ])
+        }
+        logger.debug("GOAWAY received", metadata: [
+            "address": "\(address)", "subconnection": "\(id)", "code": "\(HTTP2ErrorCodeName(code))",
+            "last_stream_id": "\(last)", "open_streams": "\(machine.openStreams)",
+        ])
+        // Streams above the last one the server processes were never seen: they fail as refused
+        // and are sent again elsewhere (RFC 9113 §6.8).
+        for stream in streams.keys.sorted() where stream > lastStreamID {
+            closeStream(stream, error: HTTP2StreamReset(stream: stream, code: HTTP2Code.refusedStream, byServer: true))
+        }
+        perform(machine.goAwayReceived(lastStreamID: last, errorCode: code, debugData: debugData))
+    }
+
+    /// A connection error: GOAWAY with its code, then close (RFC 9113 §5.4.1).
+    private func connectionError(_ error: HTTP2ConnectionError) {
+        lastError = error.description
+        logger.debug("HTTP/2 connection error", metadata: ["address": "\(address)", "subconnection": "\(id)", "error": "\(error)"])
+        output.writeHTTP2GoAway(lastStreamID: 0, code: error.code, debugData: error.message)
+        flushOutput()
+        context?.close(promise: nil)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let closed = event as? StreamClosedEvent {
-            streamClosedByConnection(closed)
-            return
-        }
-        if let window = event as? NIOHTTP2WindowUpdatedEvent {
-            if window.streamID == .rootStream, let size = window.inboundWindowSize { connectionWindowChanged(size) }
-            return
-        }
         if requiresALPN, let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event, negotiated != "h2" {
             lastError = "server did not negotiate h2 with ALPN (got \(negotiated ?? "nothing"))"
             context.close(promise: nil)
@@ -146,15 +302,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A frame of one stream refused on its way out: that stream fails, the connection stays.
-        if let streamError = error as? NIOHTTP2Errors.StreamError {
-            streamFailed(streamError.streamID, error: streamError.baseError)
-            return
-        }
-        // A stream opened after GOAWAY surfaces as a connection error; the request that raced
-        // the GOAWAY is retried elsewhere, and the streams still open must finish here.
-        if error is NIOHTTP2Errors.CreatedStreamAfterGoaway { return }
-        if error is NIOHTTP2Errors.StreamClosed || error is NIOHTTP2Errors.NoSuchStream { return }
         lastError = "\(error)"
         context.close(promise: nil)
     }
@@ -164,6 +311,40 @@ final class ConnectionHandler: ChannelInboundHandler {
         failAllStreams(LBPoolError(.connectionFailed, "connection closed" + (lastError.map { ": \($0)" } ?? "")))
         perform(machine.channelClosed(error: lastError))
         context.fireChannelInactive()
+    }
+
+    // MARK: - Output
+
+    /// Writes and flushes the collected frames at the end of this event-loop tick, after the
+    /// tasks and reads already queued: one `write` for every request of the tick.
+    func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            loopBound.value.flushOutput()
+        }
+    }
+
+    /// Writes and flushes the collected frames now.
+    func flushOutput() {
+        flushScheduled = false
+        guard let context, output.readableBytes > 0 else { return }
+        var promise: EventLoopPromise<Void>?
+        if !headsInOutput.isEmpty || !promisesInOutput.isEmpty {
+            let heads = headsInOutput, promises = promisesInOutput
+            headsInOutput.removeAll(keepingCapacity: true)
+            promisesInOutput.removeAll(keepingCapacity: true)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            written.futureResult.whenComplete { result in
+                loopBound.value.outputWritten(heads: heads, promises: promises, result)
+            }
+            promise = written
+        }
+        context.writeAndFlush(wrapOutboundOut(output), promise: promise)
+        // Written at once unless the socket is full; then this copies on the next write.
+        output.clear()
     }
 
     // MARK: - Calls from streams and the owner, on the event loop
@@ -213,8 +394,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard let context, let keepalive, pingTimeout == nil, machine.state == .ready else { return }
         guard keepalive.permitWithoutStreams || machine.openStreams > 0 else { return }
         pingCounter &+= 1
-        let ping = HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: pingCounter), ack: false))
-        context.writeAndFlush(NIOAny(ping), promise: nil)
+        output.writeHTTP2Ping(opaque: pingCounter, ack: false)
+        flushOutput()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         pingTimeout = context.eventLoop.scheduleTask(in: TimeAmount(keepalive.timeout)) {
             loopBound.value.keepaliveTimedOut()
@@ -249,6 +430,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         if actions.closeChannel {
+            output.writeHTTP2GoAway(lastStreamID: 0, code: HTTP2Code.noError, debugData: "")
+            flushOutput()
             context?.close(promise: nil)
         }
         if let reason = actions.notifyClosed {

@@ -1,6 +1,5 @@
 import HTTPTypes
 import NIOCore
-import NIOHTTP2
 import Synchronization
 
 /// The meeting point of one request stream on the connection's event loop (in
@@ -21,7 +20,7 @@ final class ResponseStream: Sendable {
         /// have seen the request.
         var headSent: Bool
         /// The stream's id, once it had one.
-        var streamID: HTTP2StreamID?
+        var streamID: HTTP2StreamNumber?
     }
 
     fileprivate enum Head {

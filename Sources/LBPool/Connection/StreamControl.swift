@@ -1,10 +1,9 @@
 import NIOCore
-import NIOHTTP2
 
 /// What the task executing a request may ask of its stream, which lives on the connection's
 /// event loop: each call hops there.
 struct StreamControl: Sendable {
-    let streamID: HTTP2StreamID
+    let streamID: HTTP2StreamNumber
     let handler: NIOLoopBound<ConnectionHandler>
 
     /// Ends the stream with RST_STREAM(CANCEL) if it is still open.

@@ -1,7 +1,6 @@
 import HTTPTypes
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
 
 /// One attempt on one subconnection failed before response headers arrived. `kind` says what
 /// the server may have done with it, which is what retry decisions need.
@@ -88,14 +87,12 @@ extension Subconnection {
         return try await handle(responseHead, ResponseBody(response))
     }
 
-    private func classify(_ error: any Error, streamID: HTTP2StreamID?, deadline: NIODeadline) -> AttemptFailure {
+    private func classify(_ error: any Error, streamID: HTTP2StreamNumber?, deadline: NIODeadline) -> AttemptFailure {
         if NIODeadline.now() >= deadline {
             return AttemptFailure(kind: .deadlineExceeded, underlying: error, address: address)
         }
-        if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .refusedStream {
-            return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
-        }
-        if error is NIOHTTP2Errors.CreatedStreamAfterGoaway {
+        if let reset = error as? HTTP2StreamReset, reset.byServer, reset.code == HTTP2Code.refusedStream {
+            // REFUSED_STREAM: the server did no processing (RFC 9113 §8.7).
             return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
         }
         guard let streamID else {
@@ -113,20 +110,28 @@ extension Subconnection {
 
 /// Reading the response head from a stream.
 enum ResponseHead {
+    /// The response head of a header block; throws for a malformed one (RFC 9113 §8.2 and
+    /// §8.3): a missing, repeated or bad `:status`, another pseudo-header, a pseudo-header after
+    /// a regular field, a name with upper-case letters or that is no token, or a
+    /// connection-specific field. Field values are taken as HTTPTypes takes them.
     static func parse(_ headers: HPACKHeaders) throws -> HTTPResponse {
         var status: Int?
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count)
         for (name, value, _) in headers {
             if name.utf8.first == UInt8(ascii: ":") {
-                guard name == ":status" else {
+                guard name == ":status", fields.isEmpty else {
                     throw LBPoolError(.invalidResponse, "unexpected pseudo-header '\(name)' in response")
                 }
-                guard value.utf8.count == 3, let code = Int(value) else {
+                guard status == nil else { throw LBPoolError(.invalidResponse, "repeated :status in response") }
+                guard value.utf8.count == 3, let code = Int(value), code >= 100 else {
                     throw LBPoolError(.invalidResponse, "malformed :status '\(value)'")
                 }
                 status = code
-            } else if let fieldName = HTTPField.Name(name) {
+            } else if let fieldName = HTTPField.Name(name), !name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
+                if http2ConnectionSpecificFields.contains(name) {
+                    throw LBPoolError(.invalidResponse, "connection-specific header '\(name)' in an HTTP/2 response")
+                }
                 fields.append(HTTPField(name: fieldName, value: value))
             } else {
                 throw LBPoolError(.invalidResponse, "malformed header name '\(name)'")
@@ -135,12 +140,17 @@ enum ResponseHead {
         guard let status else { throw LBPoolError(.invalidResponse, "response without :status") }
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
+
+    /// Whether a trailer block is well-formed: no pseudo-headers, lower-case token names.
+    static func validTrailers(_ headers: HPACKHeaders) -> Bool {
+        headers.allSatisfy { name, _, _ in
+            HTTPField.Name(name) != nil && !name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+        }
+    }
 }
 
 /// Writing a request head for HTTP/2.
 enum RequestHead {
-    /// Header fields that are connection-specific and must not appear in HTTP/2 (RFC 9113 §8.2.2).
-    private static let connectionSpecific: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
 
     /// HPACK indexing for a field: `.disallow` (secrets) is never indexed, not even by
     /// intermediaries; `.avoid` (values that change with every request, such as request ids)
@@ -164,7 +174,7 @@ enum RequestHead {
         var hasContentLength = false
         for field in request.headerFields {
             let name = field.name.canonicalName
-            if connectionSpecific.contains(name) { continue }
+            if http2ConnectionSpecificFields.contains(name) { continue }
             if name == "te", field.value.lowercased() != "trailers" { continue }
             if name == "host" { continue }
             if name == "content-length" { hasContentLength = true }

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import Synchronization
@@ -188,26 +187,12 @@ final class Subconnection: Sendable {
                     readyTimeout: settings.connectTimeout,
                     drainTimeout: settings.drainTimeout,
                     keepalive: settings.keepalive,
+                    streamWindow: Self.streamWindow,
                     connectionWindowTarget: Self.connectionWindow,
                     logger: settings.logger
                 )
                 let loopBound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
-                var configuration = NIOHTTP2Handler.Configuration()
-                configuration.connection.initialSettings = [
-                    HTTP2Setting(parameter: .enablePush, value: 0),
-                    HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
-                    HTTP2Setting(parameter: .initialWindowSize, value: Self.streamWindow),
-                ]
-                // Servers legitimately end streams with RST_STREAM(NO_ERROR) once a response is
-                // complete (nginx does, for every request whose body it did not read). The
-                // rapid-reset guard is meant for servers; in a client it would kill healthy
-                // connections under load.
-                configuration.stream.streamResetFrameRateLimit.maximumCount = .max
-                try sync.addHandler(FlushCoalescer())
-                // No stream multiplexer: the connection handler carries the request streams.
-                try sync.addHandler(NIOHTTP2Handler(
-                    mode: .client, frameDelegate: nil,
-                    connectionConfiguration: configuration.connection, streamConfiguration: configuration.stream))
+                // The handler speaks HTTP/2 on the bytes (after TLS, if any).
                 try sync.addHandler(handler)
                 let connected = Connected(channel: channel, handler: loopBound)
                 // Published here, on the event loop and before any frame is read, so the

@@ -29,7 +29,7 @@ struct SubconnectionStateMachine: Sendable {
     private(set) var state: State = .connecting
     private(set) var openStreams = 0
     /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS; 100 until it says otherwise (RFC 9113 suggests
-    /// no lower than 100, and NIOHTTP2 assumes 100 too).
+    /// no lower than 100).
     private(set) var maxConcurrentStreams = 100
     /// The lowest last-stream-id of any GOAWAY received.
     private(set) var goAwayLastStreamID: Int?
@@ -43,7 +43,7 @@ struct SubconnectionStateMachine: Sendable {
     }
 
     /// A GOAWAY arrived. The first one starts draining; a later one may only lower the
-    /// last-stream-id (NIOHTTP2 rejects a raise as a protocol error before we see it).
+    /// last-stream-id (the connection handler treats a raise as a protocol error before this).
     mutating func goAwayReceived(lastStreamID: Int, errorCode: UInt32, debugData: String) -> Actions {
         goAwayLastStreamID = min(goAwayLastStreamID ?? .max, lastStreamID)
         return startDraining(.goAway(errorCode: errorCode, lastStreamID: lastStreamID, debugData: debugData))
