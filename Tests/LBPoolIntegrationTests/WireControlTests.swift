@@ -124,6 +124,50 @@ import Testing
         #expect(attempts.count("post-1") == 1, "a POST that may have been processed is not sent again")
     }
 
+    @Test func aBodyShorterThanItsContentLengthIsAFailureRetriedOnlyWhenIdempotent() async throws {
+        let attempts = try await withAnsweringServer { request, attempt in
+            if attempt == 1 {
+                request.respond(headers: [("content-length", "10")], body: "short")
+            } else {
+                request.respond(headers: [("content-length", "5")], body: "whole")
+            }
+        } _: { pool in
+            var get = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
+            get.headerFields[HTTPField.Name("x-request-id")!] = "get-1"
+            let response = try await pool.execute(get)
+            #expect(String(buffer: response.body) == "whole")
+            #expect(response.attempts == 2)
+            let error = await #expect(throws: LBPoolError.self) {
+                try await pool.execute(post(id: "post-1"), body: .bytes(ByteBuffer(string: "x")))
+            }
+            #expect("\(String(describing: error))".contains("content-length says 10"), "\(String(describing: error))")
+        }
+        #expect(attempts.count("get-1") == 2)
+        #expect(attempts.count("post-1") == 1)
+    }
+
+    @Test func aResponseWithAnUpperCaseHeaderNameIsRefusedAsMalformed() async throws {
+        let attempts = try await withAnsweringServer { request, _ in
+            if request.requestID == "post-upper" {
+                request.respond(headers: [("X-Upper", "1")], body: "x")
+            } else {
+                request.respond(body: "fine")
+            }
+        } _: { pool in
+            var request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/")
+            request.headerFields[HTTPField.Name("x-request-id")!] = "post-upper"
+            let error = await #expect(throws: LBPoolError.self) {
+                try await pool.execute(request, body: .bytes(ByteBuffer(string: "x")))
+            }
+            #expect("\(String(describing: error))".contains("malformed header name 'X-Upper'"), "\(String(describing: error))")
+            // The connection serves on: only the stream was reset.
+            let next = try await pool.execute(HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/"))
+            #expect(String(buffer: next.body) == "fine")
+            #expect(next.attempts == 1)
+        }
+        #expect(attempts.count("post-upper") == 1, "a POST whose response was malformed is not sent again")
+    }
+
     @Test func collectedBodyOverTheLimitFailsAndOneWithinItArrivesWhole() async throws {
         _ = try await withAnsweringServer { $0.maxCollectedBodyBytes = 10 } answer: { request, _ in
             switch request.requestID {

@@ -32,6 +32,12 @@ import Testing
         ([(":status", "20")], "malformed :status '20'"),
         ([(":status", "abc")], "malformed :status 'abc'"),
         ([(":status", "200"), (":path", "/")], "pseudo-header ':path'"),
+        ([(":status", "200"), (":status", "204")], "repeated :status"),
+        ([("server", "x"), (":status", "200")], "pseudo-header ':status'"),
+        ([(":status", "200"), ("Content-Type", "text/plain")], "malformed header name 'Content-Type'"),
+        ([(":status", "200"), ("bad name", "x")], "malformed header name 'bad name'"),
+        ([(":status", "200"), ("transfer-encoding", "chunked")], "connection-specific header 'transfer-encoding'"),
+        ([(":status", "099")], "malformed :status '099'"),
     ])
     func malformedResponseHeadsAreNamed(fields: [(String, String)], message: String) {
         do {
@@ -43,5 +49,11 @@ import Testing
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+
+    @Test func trailersMayHaveNoPseudoHeadersAndOnlyLowerCaseNames() {
+        #expect(ResponseHead.validTrailers(HPACKHeaders([("grpc-status", "0")])))
+        #expect(!ResponseHead.validTrailers(HPACKHeaders([(":status", "200")])))
+        #expect(!ResponseHead.validTrailers(HPACKHeaders([("Grpc-Status", "0")])))
     }
 }

@@ -38,9 +38,10 @@ final class TestHTTP2Server: Sendable {
 
         var requestID: String { headers.first(name: "x-request-id") ?? "" }
 
-        /// Sends the response head, and a body unless `body` is nil; `end` closes the stream.
-        func respond(status: Int = 200, body: String? = nil, end: Bool = true) {
-            let head = HPACKHeaders([(":status", "\(status)")])
+        /// Sends the response head (with `headers` after `:status`), and a body unless `body` is
+        /// nil; `end` closes the stream.
+        func respond(status: Int = 200, headers: [(String, String)] = [], body: String? = nil, end: Bool = true) {
+            let head = HPACKHeaders([(":status", "\(status)")] + headers)
             stream.write(HTTP2Frame.FramePayload.headers(.init(headers: head, endStream: end && body == nil)), promise: nil)
             if let body {
                 stream.write(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: end)), promise: nil)
@@ -86,6 +87,10 @@ final class TestHTTP2Server: Sendable {
                     try sync.addHandler(blackhole)
                     var settings = NIOHTTP2Handler.ConnectionConfiguration()
                     settings.initialSettings = [HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams)]
+                    // The server sends what a test tells it to, malformed or not: the client's
+                    // checks are what is tested.
+                    settings.headerBlockValidation = .disabled
+                    settings.contentLengthValidation = .disabled
                     _ = try sync.configureHTTP2Pipeline(
                         mode: .server,
                         connectionConfiguration: settings,
