@@ -24,17 +24,44 @@ for ip in "${ips[@]}"; do start_nginx "$ip"; done
 start_dns "$name" 30 "${ips[@]}"
 for ip in "${ips[@]}"; do wait_for_port "$ip" "$tls_port"; wait_for_port "$ip" "$h1_port"; done
 
+# CPU per request, besides requests/s: client and nginx share the two cores, so requests/s says
+# how the two split them as much as how fast the client is; CPU time per request does not.
+TIMEFORMAT='%U %S'
+# server_ticks: CPU time (clock ticks) used so far by the nginx workers (children of the masters).
+server_ticks() {
+  local total=0 pid worker u s
+  for pid in "${pids[@]}"; do
+    for worker in $(pgrep -P "$pid" || true); do
+      read -r u s < <(awk '{ print $14, $15 }' "/proc/$worker/stat")
+      total=$((total + u + s))
+    done
+  done
+  echo "$total"
+}
+# cpu_per_request TIME-FILE TICKS-BEFORE COUNT: sets client_us and server_us (µs per request).
+cpu_per_request() {
+  local after
+  after=$(server_ticks)
+  read -r client_us server_us < <(python3 -c "
+u, s = open('$1').read().split()[-2:]
+print(round((float(u) + float(s)) * 1e6 / $3, 1), round(($after - $2) * 1e6 / $(getconf CLK_TCK) / $3, 1))")
+}
+
 # h2load_run LABEL ARGS...: one h2load per backend at once; sums requests/s, keeps the mean
-# request time of the first. Sets rps and mean.
+# request time of the first. Sets rps, mean, client_us and server_us.
 h2load_run() {
   local label="$1" scheme="$2" p="$3"
   shift 3
-  local pids=()
-  for ip in "${ips[@]}"; do
-    h2load -n "$per" "$@" "$scheme://$ip:$p/" > "$work/h2load-$label-$ip.txt" 2>&1 &
-    pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid"; done
+  local h2load_pids=() before
+  before=$(server_ticks)
+  { time {
+    for ip in "${ips[@]}"; do
+      h2load -n "$per" "$@" "$scheme://$ip:$p/" > "$work/h2load-$label-$ip.txt" 2>&1 &
+      h2load_pids+=($!)
+    done
+    for pid in "${h2load_pids[@]}"; do wait "$pid"; done
+  }; } 2> "$work/time-$label.txt"
+  cpu_per_request "$work/time-$label.txt" "$before" $((per * ${#ips[@]}))
   rps=0
   for ip in "${ips[@]}"; do
     local one
@@ -42,18 +69,22 @@ h2load_run() {
     rps=$(python3 -c "print(round($rps + ${one:-0}))")
   done
   mean=$(awk '/time for request:/ { print $6 }' "$work/h2load-$label-${ips[0]}.txt")
-  echo "h2load $label: $rps requests/s (mean request time $mean)"
+  echo "h2load $label: $rps requests/s (mean request time $mean); CPU per request: h2load $client_us µs, nginx $server_us µs"
 }
 
-# json_run LABEL COMMAND...: a client that prints the JSON summary. Sets rps, p50, p99, failed.
+# json_run LABEL COMMAND...: a client that prints the JSON summary. Sets rps, p50, p99, failed,
+# client_us and server_us.
 json_run() {
-  local label="$1"
+  local label="$1" before
   shift
-  "$@" > "$work/$label.json"
+  before=$(server_ticks)
+  { time "$@" > "$work/$label.json" 2> "$work/$label.err"; } 2> "$work/time-$label.txt" || {
+    echo "$label failed:" >&2; cat "$work/$label.err" "$work/$label.json" >&2; return 1; }
+  cpu_per_request "$work/time-$label.txt" "$before" "$requests"
   read -r rps p50 p99 failed < <(python3 -c "
 import json; d = json.load(open('$work/$label.json'))
 print(d['requestsPerSecond'], d['latencyMs']['p50'], d['latencyMs']['p99'], d['failed'])")
-  echo "$label: $rps requests/s, p50 $p50 ms, p99 $p99 ms, $failed failed"
+  echo "$label: $rps requests/s, p50 $p50 ms, p99 $p99 ms, $failed failed; CPU per request: client $client_us µs, nginx $server_us µs"
 }
 
 ratio() { python3 -c "print(round($1 / $2, 3) if $2 else 0)"; }
@@ -67,11 +98,11 @@ echo "== h2c: 3 connections (one per backend), 63 concurrent streams, $requests 
 h2c_runs=(); pool_h2c_runs=()
 for round in $(seq "$runs"); do
   h2load_run h2c http "$port" -c 1 -m 21
-  h2c_runs+=("$rps $mean")
+  h2c_runs+=("$rps $mean $client_us $server_us")
   json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json
-  pool_h2c_runs+=("$rps $p50 $p99 $failed")
+  pool_h2c_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
 done
-read -r h2c_rps h2c_mean < <(median "${h2c_runs[@]}")
+read -r h2c_rps h2c_mean h2c_client_us h2c_server_us < <(median "${h2c_runs[@]}")
 pool_h2c=($(median "${pool_h2c_runs[@]}")); pool_h2c[3]=$(failures "${pool_h2c_runs[@]}")
 echo "median: h2load $h2c_rps, pool ${pool_h2c[0]}; ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps")"
 
@@ -79,14 +110,14 @@ echo "== h2 over TLS: same connections and streams, $runs runs"
 tls_runs=(); pool_tls_runs=(); ahc_tls_runs=()
 for round in $(seq "$runs"); do
   h2load_run tls https "$tls_port" -c 1 -m 21
-  tls_runs+=("$rps $mean")
+  tls_runs+=("$rps $mean $client_us $server_us")
   json_run pool-tls "$client" "https://$name:$tls_port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --ca-file "$work/ca.pem" --json
-  pool_tls_runs+=("$rps $p50 $p99 $failed")
+  pool_tls_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
   json_run ahc-tls "$bin/AHCLoad" "https://${ips[0]}:$tls_port/" "https://${ips[1]}:$tls_port/" "https://${ips[2]}:$tls_port/" \
     --requests "$requests" --concurrency 63 --ca-file "$work/ca.pem"
-  ahc_tls_runs+=("$rps $p50 $p99 $failed")
+  ahc_tls_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
 done
-read -r tls_rps tls_mean < <(median "${tls_runs[@]}")
+read -r tls_rps tls_mean tls_client_us tls_server_us < <(median "${tls_runs[@]}")
 pool_tls=($(median "${pool_tls_runs[@]}")); pool_tls[3]=$(failures "${pool_tls_runs[@]}")
 ahc_tls=($(median "${ahc_tls_runs[@]}")); ahc_tls[3]=$(failures "${ahc_tls_runs[@]}")
 echo "median: h2load $tls_rps, pool ${pool_tls[0]}, AsyncHTTPClient ${ahc_tls[0]}; ratio pool / AsyncHTTPClient (h2 over TLS): $(ratio "${pool_tls[0]}" "${ahc_tls[0]}")"
@@ -95,12 +126,12 @@ echo "== HTTP/1.1: 63 connections (21 per backend), one request each at a time, 
 h1_runs=(); ahc_h1_runs=()
 for round in $(seq "$runs"); do
   h2load_run h1 http "$h1_port" --h1 -c 21 -m 1
-  h1_runs+=("$rps $mean")
+  h1_runs+=("$rps $mean $client_us $server_us")
   json_run ahc-h1 "$bin/AHCLoad" "http://${ips[0]}:$h1_port/" "http://${ips[1]}:$h1_port/" "http://${ips[2]}:$h1_port/" \
     --requests "$requests" --concurrency 63 --http1
-  ahc_h1_runs+=("$rps $p50 $p99 $failed")
+  ahc_h1_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
 done
-read -r h1_rps h1_mean < <(median "${h1_runs[@]}")
+read -r h1_rps h1_mean h1_client_us h1_server_us < <(median "${h1_runs[@]}")
 ahc_h1=($(median "${ahc_h1_runs[@]}")); ahc_h1[3]=$(failures "${ahc_h1_runs[@]}")
 
 echo "== scale: $scale_name with 1000 A records (TCP after UDP truncation), minConnections 1"
@@ -132,15 +163,20 @@ h2load_version=$(h2load --version | head -1)
   echo
   echo "## Load: requests/s and latency"
   echo
-  echo "| client | protocol | connections × streams | requests/s | p50 | p99 | failed | ratio |"
-  echo "|---|---|---|---|---|---|---|---|"
-  echo "| $h2load_version | h2c | 3 × 21 | $h2c_rps | mean $h2c_mean | | | 1 |"
-  echo "| swift-lbpool (example client, release) | h2c | 3 × 21 (63 concurrent) | ${pool_h2c[0]} | ${pool_h2c[1]} ms | ${pool_h2c[2]} ms | ${pool_h2c[3]} | $(ratio "${pool_h2c[0]}" "$h2c_rps") × h2load |"
-  echo "| $h2load_version | h2 + TLS | 3 × 21 | $tls_rps | mean $tls_mean | | | 1 |"
-  echo "| swift-lbpool (example client, release) | h2 + TLS | 3 × 21 (63 concurrent) | ${pool_tls[0]} | ${pool_tls[1]} ms | ${pool_tls[2]} ms | ${pool_tls[3]} | $(ratio "${pool_tls[0]}" "$tls_rps") × h2load, $(ratio "${pool_tls[0]}" "${ahc_tls[0]}") × AsyncHTTPClient |"
-  echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | h2 + TLS | 1 per backend, 63 concurrent | ${ahc_tls[0]} | ${ahc_tls[1]} ms | ${ahc_tls[2]} ms | ${ahc_tls[3]} | $(ratio "${ahc_tls[0]}" "$tls_rps") × h2load |"
-  echo "| $h2load_version --h1 | HTTP/1.1 | 63 × 1 | $h1_rps | mean $h1_mean | | | 1 |"
-  echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | HTTP/1.1 | 63 × 1 | ${ahc_h1[0]} | ${ahc_h1[1]} ms | ${ahc_h1[2]} ms | ${ahc_h1[3]} | $(ratio "${ahc_h1[0]}" "$h1_rps") × h2load |"
+  echo "| client | protocol | connections × streams | requests/s | p50 | p99 | failed | ratio | client CPU / request | nginx CPU / request |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| $h2load_version | h2c | 3 × 21 | $h2c_rps | mean $h2c_mean | | | 1 | $h2c_client_us µs | $h2c_server_us µs |"
+  echo "| swift-lbpool (example client, release) | h2c | 3 × 21 (63 concurrent) | ${pool_h2c[0]} | ${pool_h2c[1]} ms | ${pool_h2c[2]} ms | ${pool_h2c[3]} | $(ratio "${pool_h2c[0]}" "$h2c_rps") × h2load | ${pool_h2c[4]} µs | ${pool_h2c[5]} µs |"
+  echo "| $h2load_version | h2 + TLS | 3 × 21 | $tls_rps | mean $tls_mean | | | 1 | $tls_client_us µs | $tls_server_us µs |"
+  echo "| swift-lbpool (example client, release) | h2 + TLS | 3 × 21 (63 concurrent) | ${pool_tls[0]} | ${pool_tls[1]} ms | ${pool_tls[2]} ms | ${pool_tls[3]} | $(ratio "${pool_tls[0]}" "$tls_rps") × h2load, $(ratio "${pool_tls[0]}" "${ahc_tls[0]}") × AsyncHTTPClient | ${pool_tls[4]} µs | ${pool_tls[5]} µs |"
+  echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | h2 + TLS | 1 per backend, 63 concurrent | ${ahc_tls[0]} | ${ahc_tls[1]} ms | ${ahc_tls[2]} ms | ${ahc_tls[3]} | $(ratio "${ahc_tls[0]}" "$tls_rps") × h2load | ${ahc_tls[4]} µs | ${ahc_tls[5]} µs |"
+  echo "| $h2load_version --h1 | HTTP/1.1 | 63 × 1 | $h1_rps | mean $h1_mean | | | 1 | $h1_client_us µs | $h1_server_us µs |"
+  echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | HTTP/1.1 | 63 × 1 | ${ahc_h1[0]} | ${ahc_h1[1]} ms | ${ahc_h1[2]} ms | ${ahc_h1[3]} | $(ratio "${ahc_h1[0]}" "$h1_rps") × h2load | ${ahc_h1[4]} µs | ${ahc_h1[5]} µs |"
+  echo
+  echo "CPU per request is user + system time over the run divided by its requests: the client's"
+  echo "(all three h2load processes together), and that of the three nginx workers. Client and"
+  echo "nginx share the two cores, so requests/s also depends on how the scheduler splits them;"
+  echo "CPU per request does not, and it is what a faster client changes."
   echo
   echo "The pool reaches the three backends through one DNS name (dnsmasq); AsyncHTTPClient has no"
   echo "balancing of its own, so its load program sends to the three backend URLs in turn."

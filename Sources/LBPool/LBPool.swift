@@ -104,7 +104,7 @@ public final class LBPool: Service, Sendable {
             },
             outlierDetection: configuration.outlierDetection,
             healthProbe: configuration.healthCheck.map { check in
-                Balancer.HealthProbe(settings: check, head: RequestHead.encode(
+                Balancer.HealthProbe(settings: check, head: RequestHead(
                     HTTPRequest(method: .get, scheme: nil, authority: nil, path: check.path),
                     scheme: target.scheme.rawValue, authority: target.authority, bodyLength: nil))
             },

@@ -231,13 +231,18 @@ import Testing
         let attempts = try await withAnsweringServer { request, _ in
             request.respond(body: "answered")
         } _: { pool in
-            for path in ["", "relative/path", "*"] {
+            for path in ["", "relative/path", "*", "/a b", "/line\r\nx-injected: 1"] {
                 var request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: path)
                 request.headerFields[HTTPField.Name("x-request-id")!] = "bad-path"
                 let error = await #expect(throws: LBPoolError.self) { try await pool.execute(request) }
                 #expect(error?.code == .invalidRequest)
-                #expect(error?.message.contains("path '\(path)'") == true, "\(String(describing: error))")
+                // HTTPTypes turns CR and LF into spaces; either way the path is refused.
+                #expect(error?.message.contains("path '\(path.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))'") == true, "\(String(describing: error))")
             }
+            var badAuthority = HTTPRequest(method: .get, scheme: nil, authority: "api\r\nx: 1", path: "/")
+            badAuthority.headerFields[HTTPField.Name("x-request-id")!] = "bad-path"
+            let authorityError = await #expect(throws: LBPoolError.self) { try await pool.execute(badAuthority) }
+            #expect(authorityError?.message.contains("authority 'api  x: 1' is empty or contains a space or control character") == true, "\(String(describing: authorityError))")
             var options = HTTPRequest(method: .options, scheme: nil, authority: nil, path: "*")
             options.headerFields[HTTPField.Name("x-request-id")!] = "asterisk"
             let response = try await pool.execute(options)

@@ -9,7 +9,11 @@ import Testing
         request.headerFields[.connection] = "keep-alive"
         request.headerFields[.transferEncoding] = "chunked"
         request.headerFields[HTTPField.Name("x-request-id")!] = "abc"
-        let head = RequestHead.encode(request, scheme: "http", authority: "api:8080", bodyLength: 64)
+        var fields: [(String, String)] = []
+        RequestHead(request, scheme: "http", authority: "api:8080", bodyLength: 64).forEachField { name, value, _ in
+            fields.append((name, value))
+        }
+        let head = HPACKHeaders(fields)
         #expect(head[":method"] == ["POST"])
         #expect(head[":scheme"] == ["http"])
         #expect(head[":authority"] == ["api:8080"])

@@ -39,7 +39,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
     /// Active health checks: the settings and the probe request's head.
     struct HealthProbe: Sendable {
         var settings: LBPool.Configuration.HealthCheck
-        var head: HPACKHeaders
+        var head: RequestHead
     }
 
     private let state: Mutex<State>

@@ -17,7 +17,7 @@ extension ConnectionHandler {
     /// not open (then `response` has failed, with the head not sent).
     func openStream(
         _ response: ResponseStream,
-        head: HPACKHeaders,
+        head: RequestHead,
         body: RequestBody.Storage?,
         deadline: NIODeadline
     ) -> StreamControl? {
@@ -33,13 +33,8 @@ extension ConnectionHandler {
             return nil
         }
         let endStream = body == nil
-        do {
-            try output.writeHTTP2Headers(stream: id, endStream: endStream, maxFrameSize: peerMaxFrameSize) { buffer in
-                try encoder.encode(headers: head, to: &buffer)
-            }
-        } catch {
-            response.fail(LBPoolError(.invalidRequest, "request headers could not be encoded", underlying: error))
-            return nil
+        output.writeHTTP2Headers(stream: id, endStream: endStream, maxFrameSize: peerMaxFrameSize) { buffer in
+            encoder.encode(head, into: &buffer)
         }
         nextStreamID = id + 2
         let control = StreamControl(streamID: id, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
@@ -52,7 +47,7 @@ extension ConnectionHandler {
         }
         streamOpened()
         streams[id] = OpenStream(
-            response: response, deadline: deadline, isHeadRequest: head.first(name: ":method") == "HEAD",
+            response: response, deadline: deadline, isHeadRequest: head.isHead,
             localEnded: endStream, receiveWindow: streamWindow)
         headsInOutput.append(id)
         armDeadlineTimer(for: deadline)

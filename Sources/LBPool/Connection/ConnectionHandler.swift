@@ -53,7 +53,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     // HTTP/2 state.
     private var parser = HTTP2FrameParser()
     var sendWindows = HTTP2SendWindows()
-    var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
+    var encoder = HeaderBlockEncoder()
     private var decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize, maxHeaderListSize: ConnectionHandler.maxHeaderListSize)
     /// The server's SETTINGS_MAX_FRAME_SIZE.
     var peerMaxFrameSize = 16_384
@@ -225,11 +225,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         for (identifier, value) in settings {
             switch identifier {
             case HTTP2SettingID.headerTableSize:
-                let size = min(Int(value), HPACKEncoder.defaultDynamicTableSize)
-                if size != encoder.allowedDynamicTableSize {
-                    // Not encoding now: this cannot fail.
-                    try? encoder.setDynamicTableSize(size)
-                }
+                encoder.setMaxSize(Int(value))
             case HTTP2SettingID.maxConcurrentStreams:
                 limit = value
             case HTTP2SettingID.initialWindowSize:

@@ -29,7 +29,7 @@ extension Subconnection {
     /// before the response head throw ``AttemptFailure``; anything later (including what
     /// `handle` throws) is rethrown as it is.
     func execute<Result>(
-        head: HPACKHeaders,
+        head: RequestHead,
         body: RequestBody?,
         deadline: NIODeadline,
         _ handle: (HTTPResponse, ResponseBody) async throws -> Result
@@ -149,8 +149,28 @@ enum ResponseHead {
     }
 }
 
-/// Writing a request head for HTTP/2.
-enum RequestHead {
+/// A request head as HTTP/2 sends it: the pseudo-header values worked out once, on the task
+/// that executes the request; the connection's ``HeaderBlockEncoder`` writes it. Copying it
+/// copies no field (`HTTPFields` is copy-on-write).
+struct RequestHead: Sendable {
+    var method: String
+    var scheme: String
+    var authority: String
+    var path: String
+    var fields: HTTPFields
+    /// Added as `content-length` when the body's length is known and the request has none.
+    var bodyLength: Int?
+
+    init(_ request: HTTPRequest, scheme: String, authority: String, bodyLength: Int?) {
+        self.method = request.method.rawValue
+        self.scheme = request.scheme ?? scheme
+        self.authority = request.authority ?? authority
+        self.path = request.path ?? "/"
+        self.fields = request.headerFields
+        self.bodyLength = bodyLength
+    }
+
+    var isHead: Bool { method == "HEAD" }
 
     /// HPACK indexing for a field: `.disallow` (secrets) is never indexed, not even by
     /// intermediaries; `.avoid` (values that change with every request, such as request ids)
@@ -159,30 +179,39 @@ enum RequestHead {
     static func indexing(_ strategy: HTTPField.DynamicTableIndexingStrategy) -> HPACKIndexing {
         switch strategy {
         case .disallow: return .neverIndexed
-        case .avoid: return .nonIndexable
-        default: return .indexable
+        case .avoid: return .notIndexed
+        default: return .indexed
         }
     }
 
-    static func encode(_ request: HTTPRequest, scheme: String, authority: String, bodyLength: Int?) -> HPACKHeaders {
-        var headers = HPACKHeaders()
-        headers.reserveCapacity(request.headerFields.count + 5)
-        headers.add(name: ":method", value: request.method.rawValue)
-        headers.add(name: ":scheme", value: request.scheme ?? scheme)
-        headers.add(name: ":authority", value: request.authority ?? authority)
-        headers.add(name: ":path", value: request.path ?? "/")
+    /// Every field HTTP/2 sends, pseudo-headers first (RFC 9113 §8.3); connection-specific
+    /// fields, `host` (carried by `:authority`) and a `te` other than `trailers` are left out
+    /// (RFC 9113 §8.2.2).
+    func forEachField(_ body: (_ name: String, _ value: String, _ indexing: HPACKIndexing) -> Void) {
+        body(":method", method, .indexed)
+        body(":scheme", scheme, .indexed)
+        body(":authority", authority, .indexed)
+        body(":path", path, .indexed)
         var hasContentLength = false
-        for field in request.headerFields {
+        for field in fields {
             let name = field.name.canonicalName
-            if http2ConnectionSpecificFields.contains(name) { continue }
-            if name == "te", field.value.lowercased() != "trailers" { continue }
-            if name == "host" { continue }
-            if name == "content-length" { hasContentLength = true }
-            headers.add(name: name, value: field.value, indexing: Self.indexing(field.indexingStrategy))
+            // Only names of these lengths need a closer look.
+            switch name.utf8.count {
+            case 2 where name == "te":
+                if field.value.lowercased() != "trailers" { continue }
+            case 4 where name == "host":
+                continue
+            case 7, 10, 16, 17:
+                if http2ConnectionSpecificFields.contains(name) { continue }
+            case 14 where name == "content-length":
+                hasContentLength = true
+            default:
+                break
+            }
+            body(name, field.value, Self.indexing(field.indexingStrategy))
         }
         if let bodyLength, !hasContentLength {
-            headers.add(name: "content-length", value: String(bodyLength))
+            body("content-length", String(bodyLength), .indexed)
         }
-        return headers
     }
 }

@@ -83,13 +83,20 @@ extension LBPool {
         if let path = request.path, !path.hasPrefix("/"), !(path == "*" && request.method == .options) {
             throw LBPoolError(.invalidRequest, "path '\(path)' must start with '/' (or be '*' for OPTIONS)")
         }
+        // Pseudo-header values carry no spaces or control characters (RFC 9113 §8.3).
+        if let path = request.path, path.utf8.contains(where: Self.isSpaceOrControl) {
+            throw LBPoolError(.invalidRequest, "path '\(path)' contains a space or control character")
+        }
+        if let authority = request.authority, authority.isEmpty || authority.utf8.contains(where: Self.isSpaceOrControl) {
+            throw LBPoolError(.invalidRequest, "authority '\(authority)' is empty or contains a space or control character")
+        }
         let policy = options.retryPolicy ?? configuration.retryPolicy
         if options.retryPolicy != nil {
             do { try policy.validate() } catch { throw LBPoolError(.invalidRequest, "\(error)") }
         }
         let deadline = ContinuousClock.now + timeout
         let nioDeadline = NIODeadline.now() + TimeAmount(timeout)
-        let head = RequestHead.encode(
+        let head = RequestHead(
             request,
             scheme: defaultScheme,
             authority: defaultAuthority,
@@ -118,7 +125,7 @@ extension LBPool {
 
     /// The attempts of one request, until one produces a response or no further one is allowed.
     private func attempts<Result>(
-        head: HPACKHeaders,
+        head: RequestHead,
         body: RequestBody?,
         timeout: Duration,
         deadline: ContinuousClock.Instant,
@@ -327,4 +334,11 @@ extension LBPool {
 /// was handed over, so the attempt counts as failed after sending (retryable when safe).
 struct IncompleteResponse: Error {
     var error: LBPoolError
+}
+
+extension LBPool {
+    /// A byte that may not appear in a `:path` or `:authority`: space, controls, DEL.
+    static func isSpaceOrControl(_ byte: UInt8) -> Bool {
+        byte <= 0x20 || byte == 0x7F
+    }
 }

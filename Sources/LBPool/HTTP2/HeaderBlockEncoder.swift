@@ -1,0 +1,140 @@
+import NIOCore
+
+/// How a header field may be kept in HPACK's dynamic table (RFC 7541 §6.2).
+enum HPACKIndexing: Sendable {
+    /// Added to the dynamic table, so a repeat costs one byte.
+    case indexed
+    /// Sent as a literal and not added (values that change with every request).
+    case notIndexed
+    /// Sent as a literal that no intermediary may index either (secrets).
+    case neverIndexed
+}
+
+/// The client's HPACK encoder (RFC 7541): one per connection, writing request header blocks
+/// straight into the connection's output buffer. A value type with no I/O.
+///
+/// Fields found whole in the static or dynamic table take one indexed byte or two; others are
+/// literals, with an indexed name where one exists, Huffman-coded when that is shorter, and
+/// added to the dynamic table unless their ``HPACKIndexing`` says not to.
+struct HeaderBlockEncoder {
+    /// The dynamic table size the client uses at most, whatever larger size a server allows.
+    static let maxTableSize = 4096
+
+    /// Newest entry last.
+    private var entries: [(name: String, value: String)] = []
+    private var firstEntry = 0
+    private var size = 0
+    private(set) var maxSize = HeaderBlockEncoder.maxTableSize
+    /// Size updates owed at the start of the next block: the smallest since the last block, and
+    /// the final one (RFC 7541 §4.2).
+    private var pendingUpdate: (smallest: Int, final: Int)?
+
+    /// The server's SETTINGS_HEADER_TABLE_SIZE: the table may be at most this large.
+    mutating func setMaxSize(_ allowed: Int) {
+        let newSize = min(allowed, Self.maxTableSize)
+        guard newSize != maxSize || pendingUpdate != nil else { return }
+        pendingUpdate = (min(pendingUpdate?.smallest ?? newSize, newSize), newSize)
+        maxSize = newSize
+        evict(toFit: 0)
+    }
+
+    /// Writes the header block of `head`.
+    mutating func encode(_ head: RequestHead, into buffer: inout ByteBuffer) {
+        if let update = pendingUpdate {
+            if update.smallest < update.final { buffer.writeHPACKInteger(update.smallest, prefix: 5, flags: 0x20) }
+            buffer.writeHPACKInteger(update.final, prefix: 5, flags: 0x20)
+            pendingUpdate = nil
+        }
+        head.forEachField { name, value, indexing in
+            append(name: name, value: value, indexing: indexing, into: &buffer)
+        }
+    }
+
+    mutating func append(name: String, value: String, indexing: HPACKIndexing, into buffer: inout ByteBuffer) {
+        let staticEntry = HPACKStaticTable.entry(named: name)
+        if indexing != .neverIndexed {
+            if let index = staticEntry?.index(of: value) ?? dynamicIndex(name: name, value: value) {
+                buffer.writeHPACKInteger(index, prefix: 7, flags: 0x80)
+                return
+            }
+        }
+        let nameIndex = staticEntry?.nameIndex ?? dynamicIndex(name: name, value: nil) ?? 0
+        switch indexing {
+        case .indexed: buffer.writeHPACKInteger(nameIndex, prefix: 6, flags: 0x40)
+        case .notIndexed: buffer.writeHPACKInteger(nameIndex, prefix: 4, flags: 0x00)
+        case .neverIndexed: buffer.writeHPACKInteger(nameIndex, prefix: 4, flags: 0x10)
+        }
+        if nameIndex == 0 { buffer.writeHPACKString(name) }
+        buffer.writeHPACKString(value)
+        if indexing == .indexed { insert(name: name, value: value) }
+    }
+
+    /// The HPACK index of the newest dynamic entry with `name` (and `value`, unless nil).
+    private func dynamicIndex(name: String, value: String?) -> Int? {
+        var index = 62
+        var position = entries.count - 1
+        while position >= firstEntry {
+            let entry = entries[position]
+            if entry.name == name, value == nil || entry.value == value {
+                return index
+            }
+            index += 1
+            position -= 1
+        }
+        return nil
+    }
+
+    private mutating func insert(name: String, value: String) {
+        let entrySize = 32 + name.utf8.count + value.utf8.count
+        evict(toFit: entrySize)
+        // An entry larger than the whole table empties it and is not added (RFC 7541 §4.4).
+        guard entrySize <= maxSize else { return }
+        entries.append((name, value))
+        size += entrySize
+    }
+
+    private mutating func evict(toFit entrySize: Int) {
+        while size + entrySize > maxSize, firstEntry < entries.count {
+            let oldest = entries[firstEntry]
+            size -= 32 + oldest.name.utf8.count + oldest.value.utf8.count
+            firstEntry += 1
+        }
+        // Drop evicted slots now and then, so the array does not grow without bound.
+        if firstEntry > 64, firstEntry * 2 > entries.count {
+            entries.removeFirst(firstEntry)
+            firstEntry = 0
+        }
+    }
+}
+
+extension ByteBuffer {
+    /// An HPACK integer with an `prefix`-bit prefix, the bits above it set to `flags`
+    /// (RFC 7541 §5.1).
+    mutating func writeHPACKInteger(_ value: Int, prefix: Int, flags: UInt8) {
+        let limit = (1 << prefix) - 1
+        if value < limit {
+            writeInteger(flags | UInt8(value))
+            return
+        }
+        writeInteger(flags | UInt8(limit))
+        var rest = value - limit
+        while rest >= 128 {
+            writeInteger(UInt8(rest & 0x7F | 0x80))
+            rest >>= 7
+        }
+        writeInteger(UInt8(rest))
+    }
+
+    /// An HPACK string literal, Huffman-coded when that is shorter (RFC 7541 §5.2).
+    mutating func writeHPACKString(_ string: String) {
+        let rawCount = string.utf8.count
+        let huffmanCount = HPACKHuffman.encodedCount(string)
+        if huffmanCount < rawCount {
+            writeHPACKInteger(huffmanCount, prefix: 7, flags: 0x80)
+            HPACKHuffman.encode(string, count: huffmanCount, into: &self)
+        } else {
+            writeHPACKInteger(rawCount, prefix: 7, flags: 0x00)
+            writeString(string)
+        }
+    }
+}
