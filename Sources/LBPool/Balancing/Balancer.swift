@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOHPACK
 import Synchronization
 
 /// Owns the endpoints of one pool: applies resolver updates, dials and drains subconnections,

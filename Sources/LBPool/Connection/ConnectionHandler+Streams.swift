@@ -1,6 +1,5 @@
 import HTTPTypes
 import NIOCore
-import NIOHPACK
 
 /// Request streams, carried by the connection handler itself: a request is an entry in
 /// ``ConnectionHandler/streams`` and its ``ResponseStream``, and a few frames in the
@@ -160,7 +159,7 @@ extension ConnectionHandler {
 
     // MARK: - Inbound
 
-    func headersRead(_ headers: HPACKHeaders, on id: HTTP2StreamNumber, endStream: Bool) {
+    func headersRead(_ fields: ResponseHead, on id: HTTP2StreamNumber, endStream: Bool) {
         guard var stream = streams[id] else { return }
         guard !stream.remoteEnded else {
             resetStream(id, code: HTTP2Code.streamClosed, error: LBPoolError(.invalidResponse, "HEADERS after the end of stream \(id)"))
@@ -168,8 +167,8 @@ extension ConnectionHandler {
         }
         if stream.headReceived {
             // Trailers end the body; their content is not exposed.
-            guard endStream, ResponseHead.validTrailers(headers) else {
-                protocolViolation(on: id, LBPoolError(.invalidResponse, "malformed trailers on stream \(id)"))
+            guard endStream, fields.failure == nil else {
+                protocolViolation(on: id, LBPoolError(.invalidResponse, "malformed trailers on stream \(id)", underlying: fields.failure))
                 return
             }
             remoteEnded(id, stream)
@@ -177,7 +176,7 @@ extension ConnectionHandler {
         }
         let head: HTTPResponse
         do {
-            head = try ResponseHead.parse(headers)
+            head = try fields.response()
         } catch {
             protocolViolation(on: id, error)
             return

@@ -1,12 +1,11 @@
 import Logging
 import NIOCore
-import NIOHPACK
 import NIOSSL
 import NIOTLS
 
 /// The client end of one HTTP/2 connection, on its channel after TLS (if any). It speaks
-/// HTTP/2 itself: ``HTTP2FrameParser`` cuts the bytes into frames, NIOHPACK codes the header
-/// blocks, ``HTTP2SendWindows`` keeps outbound flow control, and the frames it writes collect
+/// HTTP/2 itself: ``HTTP2FrameParser`` cuts the bytes into frames, ``HeaderBlockEncoder`` and
+/// ``HeaderBlockDecoder`` code the header blocks, ``HTTP2SendWindows`` keeps outbound flow control, and the frames it writes collect
 /// in one buffer that goes out once per event-loop tick. It turns what the wire says (SETTINGS,
 /// GOAWAY, the channel closing) into events for the ``SubconnectionStateMachine``, whose actions
 /// it performs, and it carries the request streams (see `ConnectionHandler+Streams.swift`).
@@ -54,7 +53,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var parser = HTTP2FrameParser()
     var sendWindows = HTTP2SendWindows()
     var encoder = HeaderBlockEncoder()
-    private var decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize, maxHeaderListSize: ConnectionHandler.maxHeaderListSize)
+    private var decoder = HeaderBlockDecoder()
     /// The server's SETTINGS_MAX_FRAME_SIZE.
     var peerMaxFrameSize = 16_384
     /// How much more DATA the server may send on the connection.
@@ -177,19 +176,19 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch frame {
         case .data(let stream, let data, let endStream, let flowControlledLength):
             try dataRead(data, on: stream, endStream: endStream, flowControlledLength: flowControlledLength)
-        case .headers(let stream, var block, let endStream):
-            // Every header block is decoded, even of a stream already gone: HPACK state is
-            // shared by the connection.
-            let headers: HPACKHeaders
-            do {
-                headers = try decoder.decodeHeaders(from: &block)
-            } catch {
-                throw HTTP2ConnectionError(code: HTTP2Code.compressionError, message: "header block of stream \(stream): \(error)")
-            }
+        case .headers(let stream, let block, let endStream):
             guard stream % 2 == 1, stream < nextStreamID else {
                 throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "HEADERS on stream \(stream), which the client did not open")
             }
-            headersRead(headers, on: stream, endStream: endStream)
+            // Every header block is decoded, even of a stream already gone: HPACK state is
+            // shared by the connection.
+            var fields = ResponseHead(streams[stream]?.headReceived == true ? .trailers : .head, maxListSize: Self.maxHeaderListSize)
+            do {
+                try decoder.decode(block) { name, value in fields.add(name, value) }
+            } catch {
+                throw HTTP2ConnectionError(code: HTTP2Code.compressionError, message: "header block of stream \(stream): \(error)")
+            }
+            headersRead(fields, on: stream, endStream: endStream)
         case .rstStream(let stream, let code):
             guard stream < nextStreamID else {
                 throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "RST_STREAM on idle stream \(stream)")

@@ -1,6 +1,5 @@
 import HTTPTypes
 import NIOCore
-import NIOHPACK
 
 /// One attempt on one subconnection failed before response headers arrived. `kind` says what
 /// the server may have done with it, which is what retry decisions need.
@@ -108,44 +107,85 @@ extension Subconnection {
     }
 }
 
-/// Reading the response head from a stream.
-enum ResponseHead {
-    /// The response head of a header block; throws for a malformed one (RFC 9113 §8.2 and
-    /// §8.3): a missing, repeated or bad `:status`, another pseudo-header, a pseudo-header after
-    /// a regular field, a name with upper-case letters or that is no token, or a
-    /// connection-specific field. Field values are taken as HTTPTypes takes them.
-    static func parse(_ headers: HPACKHeaders) throws -> HTTPResponse {
-        var status: Int?
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count)
-        for (name, value, _) in headers {
-            if name.utf8.first == UInt8(ascii: ":") {
-                guard name == ":status", fields.isEmpty else {
-                    throw LBPoolError(.invalidResponse, "unexpected pseudo-header '\(name)' in response")
-                }
-                guard status == nil else { throw LBPoolError(.invalidResponse, "repeated :status in response") }
-                guard value.utf8.count == 3, let code = Int(value), code >= 100 else {
-                    throw LBPoolError(.invalidResponse, "malformed :status '\(value)'")
-                }
-                status = code
-            } else if let fieldName = HTTPField.Name(name), !name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
-                if http2ConnectionSpecificFields.contains(name) {
-                    throw LBPoolError(.invalidResponse, "connection-specific header '\(name)' in an HTTP/2 response")
-                }
-                fields.append(HTTPField(name: fieldName, value: value))
-            } else {
-                throw LBPoolError(.invalidResponse, "malformed header name '\(name)'")
-            }
+/// Reading a response head, or trailers, field by field as the connection's HPACK decoder
+/// hands them over. A malformed block (RFC 9113 §8.2 and §8.3) is recorded, not thrown, so that
+/// the decoder still reads the whole block: its table is the connection's.
+///
+/// Malformed: a missing, repeated or bad `:status`, another pseudo-header, a pseudo-header after
+/// a regular field, a name with upper-case letters or that is no token, a connection-specific
+/// field, pseudo-headers in trailers, or more than `maxListSize` bytes of fields. Values are taken
+/// as HTTPTypes takes them.
+struct ResponseHead {
+    enum Kind {
+        case head
+        case trailers
+    }
+
+    let kind: Kind
+    let maxListSize: Int
+    private var status: Int?
+    private var fields = HTTPFields()
+    private var listSize = 0
+    private(set) var failure: LBPoolError?
+
+    init(_ kind: Kind, maxListSize: Int = 64 * 1024) {
+        self.kind = kind
+        self.maxListSize = maxListSize
+    }
+
+    mutating func add(_ name: String, _ value: String) {
+        guard failure == nil else { return }
+        listSize += 32 + name.utf8.count + value.utf8.count
+        guard listSize <= maxListSize else {
+            failure = LBPoolError(.invalidResponse, "header list larger than \(maxListSize) bytes")
+            return
         }
+        if name.utf8.first == UInt8(ascii: ":") {
+            guard kind == .head, name == ":status", fields.isEmpty else {
+                failure = LBPoolError(.invalidResponse, "unexpected pseudo-header '\(name)' in response")
+                return
+            }
+            guard status == nil else {
+                failure = LBPoolError(.invalidResponse, "repeated :status in response")
+                return
+            }
+            guard value.utf8.count == 3, let code = Int(value), code >= 100 else {
+                failure = LBPoolError(.invalidResponse, "malformed :status '\(value)'")
+                return
+            }
+            status = code
+            return
+        }
+        guard let fieldName = HTTPField.Name(name), !name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else {
+            failure = LBPoolError(.invalidResponse, "malformed header name '\(name)'")
+            return
+        }
+        if http2ConnectionSpecificFields.contains(name) {
+            failure = LBPoolError(.invalidResponse, "connection-specific header '\(name)' in an HTTP/2 response")
+            return
+        }
+        if kind == .head { fields.append(HTTPField(name: fieldName, value: value)) }
+    }
+
+    /// The response head; throws the first problem found.
+    func response() throws(LBPoolError) -> HTTPResponse {
+        if let failure { throw failure }
         guard let status else { throw LBPoolError(.invalidResponse, "response without :status") }
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
 
-    /// Whether a trailer block is well-formed: no pseudo-headers, lower-case token names.
-    static func validTrailers(_ headers: HPACKHeaders) -> Bool {
-        headers.allSatisfy { name, _, _ in
-            HTTPField.Name(name) != nil && !name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
-        }
+    /// The response head of `fields`, in order.
+    static func parse(_ fields: [(String, String)]) throws(LBPoolError) -> HTTPResponse {
+        var head = ResponseHead(.head)
+        for (name, value) in fields { head.add(name, value) }
+        return try head.response()
+    }
+
+    /// Whether `fields` are well-formed trailers.
+    static func validTrailers(_ fields: [(String, String)]) -> Bool {
+        var trailers = ResponseHead(.trailers)
+        for (name, value) in fields { trailers.add(name, value) }
+        return trailers.failure == nil
     }
 }
 

@@ -1,6 +1,5 @@
 import HTTPTypes
 import NIOCore
-import NIOHPACK
 
 extension LBPool {
     /// A response whose body is read as it arrives.

@@ -88,3 +88,95 @@ enum HPACKHuffman {
         }
     }
 }
+
+extension HPACKHuffman {
+    /// For canonical decoding: per code length, the first code of that length and where its
+    /// symbols start in ``symbolsByCode``.
+    private struct Canonical {
+        var firstCode = [UInt32](repeating: 0, count: 32)
+        var count = [UInt32](repeating: 0, count: 32)
+        var firstPosition = [Int](repeating: 0, count: 32)
+        /// Symbols in code order (by length, then symbol).
+        var symbolsByCode: [UInt16] = []
+        /// The symbol and length of every code of at most 8 bits, indexed by the next 8 input
+        /// bits; length 0 where a longer code starts.
+        var short = [(symbol: UInt16, length: UInt8)](repeating: (0, 0), count: 256)
+    }
+
+    private static let canonical: Canonical = {
+        var table = Canonical()
+        let order = (0..<257).sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+        table.symbolsByCode = order.map { UInt16($0) }
+        for (position, symbol) in order.enumerated() {
+            let length = Int(lengths[symbol])
+            if table.count[length] == 0 {
+                table.firstCode[length] = codes[symbol]
+                table.firstPosition[length] = position
+            }
+            table.count[length] += 1
+            if length <= 8 {
+                let shift = 8 - length
+                let start = Int(codes[symbol]) << shift
+                for pattern in start..<(start + (1 << shift)) {
+                    table.short[pattern] = (UInt16(symbol), UInt8(length))
+                }
+            }
+        }
+        return table
+    }()
+
+    /// Decodes a Huffman-coded string literal; `nil` if it is not valid: a code for EOS, or
+    /// padding that is longer than 7 bits or not a prefix of EOS (RFC 7541 §5.2).
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> String? {
+        let table = canonical
+        // A code is at least 5 bits, so the text is at most 8/5 of the input.
+        let capacity = bytes.count * 8 / 5 + 1
+        var valid = true
+        let text = String(unsafeUninitializedCapacity: capacity) { out in
+            var written = 0
+            var pending: UInt64 = 0
+            var pendingBits = 0
+            var input = 0
+            while true {
+                // Keep at least 30 bits (the longest code) while there is input.
+                while pendingBits <= 56, input < bytes.count {
+                    pending = pending << 8 | UInt64(bytes[input])
+                    pendingBits += 8
+                    input += 1
+                }
+                if pendingBits == 0 { break }
+                let peek8 = UInt32(truncatingIfNeeded: pendingBits >= 8 ? pending >> UInt64(pendingBits - 8) : pending << UInt64(8 - pendingBits)) & 0xFF
+                let short = table.short[Int(peek8)]
+                if short.length > 0, Int(short.length) <= pendingBits {
+                    out[written] = UInt8(truncatingIfNeeded: short.symbol)
+                    written += 1
+                    pendingBits -= Int(short.length)
+                    continue
+                }
+                // A longer code: walk the lengths from 9 up.
+                var symbol: UInt16?
+                var length = 9
+                while length <= 30, length <= pendingBits {
+                    let code = UInt32(truncatingIfNeeded: pending >> UInt64(pendingBits - length)) & UInt32((1 << length) - 1)
+                    let offset = code &- table.firstCode[length]
+                    if table.count[length] > 0, code >= table.firstCode[length], offset < table.count[length] {
+                        symbol = table.symbolsByCode[table.firstPosition[length] + Int(offset)]
+                        break
+                    }
+                    length += 1
+                }
+                guard let symbol, symbol != 256 else {
+                    // No whole code left: what remains must be padding, up to 7 bits of ones.
+                    let ones = pendingBits < 64 ? (UInt64(1) << UInt64(pendingBits)) - 1 : .max
+                    valid = pendingBits <= 7 && pending & ones == ones && symbol == nil
+                    break
+                }
+                out[written] = UInt8(truncatingIfNeeded: symbol)
+                written += 1
+                pendingBits -= length
+            }
+            return written
+        }
+        return valid ? text : nil
+    }
+}

@@ -20,11 +20,8 @@ struct HeaderBlockEncoder {
     /// The dynamic table size the client uses at most, whatever larger size a server allows.
     static let maxTableSize = 4096
 
-    /// Newest entry last.
-    private var entries: [(name: String, value: String)] = []
-    private var firstEntry = 0
-    private var size = 0
-    private(set) var maxSize = HeaderBlockEncoder.maxTableSize
+    private var table = HPACKDynamicTable(maxSize: HeaderBlockEncoder.maxTableSize)
+    var maxSize: Int { table.maxSize }
     /// Size updates owed at the start of the next block: the smallest since the last block, and
     /// the final one (RFC 7541 §4.2).
     private var pendingUpdate: (smallest: Int, final: Int)?
@@ -34,8 +31,7 @@ struct HeaderBlockEncoder {
         let newSize = min(allowed, Self.maxTableSize)
         guard newSize != maxSize || pendingUpdate != nil else { return }
         pendingUpdate = (min(pendingUpdate?.smallest ?? newSize, newSize), newSize)
-        maxSize = newSize
-        evict(toFit: 0)
+        table.resize(to: newSize)
     }
 
     /// Writes the header block of `head`.
@@ -53,12 +49,12 @@ struct HeaderBlockEncoder {
     mutating func append(name: String, value: String, indexing: HPACKIndexing, into buffer: inout ByteBuffer) {
         let staticEntry = HPACKStaticTable.entry(named: name)
         if indexing != .neverIndexed {
-            if let index = staticEntry?.index(of: value) ?? dynamicIndex(name: name, value: value) {
+            if let index = staticEntry?.index(of: value) ?? table.index(name: name, value: value) {
                 buffer.writeHPACKInteger(index, prefix: 7, flags: 0x80)
                 return
             }
         }
-        let nameIndex = staticEntry?.nameIndex ?? dynamicIndex(name: name, value: nil) ?? 0
+        let nameIndex = staticEntry?.nameIndex ?? table.index(name: name, value: nil) ?? 0
         switch indexing {
         case .indexed: buffer.writeHPACKInteger(nameIndex, prefix: 6, flags: 0x40)
         case .notIndexed: buffer.writeHPACKInteger(nameIndex, prefix: 4, flags: 0x00)
@@ -66,44 +62,7 @@ struct HeaderBlockEncoder {
         }
         if nameIndex == 0 { buffer.writeHPACKString(name) }
         buffer.writeHPACKString(value)
-        if indexing == .indexed { insert(name: name, value: value) }
-    }
-
-    /// The HPACK index of the newest dynamic entry with `name` (and `value`, unless nil).
-    private func dynamicIndex(name: String, value: String?) -> Int? {
-        var index = 62
-        var position = entries.count - 1
-        while position >= firstEntry {
-            let entry = entries[position]
-            if entry.name == name, value == nil || entry.value == value {
-                return index
-            }
-            index += 1
-            position -= 1
-        }
-        return nil
-    }
-
-    private mutating func insert(name: String, value: String) {
-        let entrySize = 32 + name.utf8.count + value.utf8.count
-        evict(toFit: entrySize)
-        // An entry larger than the whole table empties it and is not added (RFC 7541 §4.4).
-        guard entrySize <= maxSize else { return }
-        entries.append((name, value))
-        size += entrySize
-    }
-
-    private mutating func evict(toFit entrySize: Int) {
-        while size + entrySize > maxSize, firstEntry < entries.count {
-            let oldest = entries[firstEntry]
-            size -= 32 + oldest.name.utf8.count + oldest.value.utf8.count
-            firstEntry += 1
-        }
-        // Drop evicted slots now and then, so the array does not grow without bound.
-        if firstEntry > 64, firstEntry * 2 > entries.count {
-            entries.removeFirst(firstEntry)
-            firstEntry = 0
-        }
+        if indexing == .indexed { table.insert(name: name, value: value) }
     }
 }
 

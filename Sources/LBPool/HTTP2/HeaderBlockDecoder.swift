@@ -1,0 +1,113 @@
+import NIOCore
+
+/// The client's HPACK decoder (RFC 7541): one per connection, reading the header blocks of
+/// responses. A value type with no I/O. Every block must be decoded, in order, even of a stream
+/// already gone: the dynamic table is the connection's.
+struct HeaderBlockDecoder {
+    /// The dynamic table size the client allows: SETTINGS_HEADER_TABLE_SIZE, left at its
+    /// initial value.
+    static let maxTableSize = 4096
+
+    private var table = HPACKDynamicTable(maxSize: HeaderBlockDecoder.maxTableSize)
+
+    /// A block that cannot be decoded: a connection error of type COMPRESSION_ERROR.
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Decodes `block` and hands each field to `field`, in order.
+    mutating func decode(_ block: ByteBuffer, _ field: (_ name: String, _ value: String) -> Void) throws(Failure) {
+        try block.withUnsafeReadableBytes { (bytes: UnsafeRawBufferPointer) throws(Failure) in
+            var reader = Reader(bytes: bytes)
+            var fieldsSeen = false
+            while !reader.atEnd {
+                let first = reader.peek
+                if first & 0x80 != 0 {
+                    // Indexed field (§6.1).
+                    let index = try reader.integer(prefix: 7)
+                    let entry = try self.entry(at: index)
+                    field(entry.name, entry.value)
+                } else if first & 0xC0 == 0x40 {
+                    // Literal with incremental indexing (§6.2.1).
+                    let (name, value) = try literal(&reader, prefix: 6)
+                    table.insert(name: name, value: value)
+                    field(name, value)
+                } else if first & 0xE0 == 0x20 {
+                    // Dynamic table size update (§6.3): only before the first field.
+                    let size = try reader.integer(prefix: 5)
+                    guard !fieldsSeen else { throw Failure(description: "dynamic table size update after a header field") }
+                    guard size <= Self.maxTableSize else {
+                        throw Failure(description: "dynamic table size \(size) above the \(Self.maxTableSize) allowed")
+                    }
+                    table.resize(to: size)
+                    continue
+                } else {
+                    // Literal without indexing or never indexed (§6.2.2, §6.2.3).
+                    let (name, value) = try literal(&reader, prefix: 4)
+                    field(name, value)
+                }
+                fieldsSeen = true
+            }
+        }
+    }
+
+    private func entry(at index: Int) throws(Failure) -> (name: String, value: String) {
+        if index >= 1, index <= HPACKStaticTable.entries.count {
+            return HPACKStaticTable.entries[index - 1]
+        }
+        guard let entry = table.entry(at: index) else {
+            throw Failure(description: "header table index \(index) out of range")
+        }
+        return entry
+    }
+
+    private func literal(_ reader: inout Reader, prefix: Int) throws(Failure) -> (name: String, value: String) {
+        let nameIndex = try reader.integer(prefix: prefix)
+        let name = nameIndex == 0 ? try reader.string() : try entry(at: nameIndex).name
+        return (name, try reader.string())
+    }
+
+    /// Reads the primitives of a header block (RFC 7541 §5).
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var position = 0
+
+        var atEnd: Bool { position >= bytes.count }
+        var peek: UInt8 { bytes[position] }
+
+        mutating func integer(prefix: Int) throws(Failure) -> Int {
+            guard position < bytes.count else { throw Failure(description: "header block ends inside an integer") }
+            let limit = (1 << prefix) - 1
+            var value = Int(bytes[position]) & limit
+            position += 1
+            guard value == limit else { return value }
+            var shift = 0
+            while true {
+                guard position < bytes.count else { throw Failure(description: "header block ends inside an integer") }
+                let byte = bytes[position]
+                position += 1
+                value += Int(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+                // Four continuation bytes reach 2^28: more than any length or index here.
+                guard shift <= 21 else { throw Failure(description: "integer too large in header block") }
+            }
+        }
+
+        mutating func string() throws(Failure) -> String {
+            guard position < bytes.count else { throw Failure(description: "header block ends before a string") }
+            let huffman = bytes[position] & 0x80 != 0
+            let length = try integer(prefix: 7)
+            guard length <= bytes.count - position else {
+                throw Failure(description: "string of \(length) bytes past the end of the header block")
+            }
+            let raw = UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)])
+            position += length
+            guard huffman else { return String(decoding: raw, as: UTF8.self) }
+            guard let text = HPACKHuffman.decode(raw) else {
+                throw Failure(description: "invalid Huffman code in header block")
+            }
+            return text
+        }
+    }
+}
