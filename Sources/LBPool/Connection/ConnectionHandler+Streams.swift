@@ -189,7 +189,7 @@ extension ConnectionHandler {
         stream.headReceived = true
         stream.deadline = nil
         if !stream.isHeadRequest, head.status.code != 204, head.status.code != 304,
-           let length = head.headerFields[.contentLength] {
+           let length = fields.contentLength {
             guard let expected = Int(length), expected >= 0 else {
                 protocolViolation(on: id, LBPoolError(.invalidResponse, "malformed content-length '\(length)'"))
                 return
@@ -254,8 +254,12 @@ extension ConnectionHandler {
     }
 
     /// Both sides ended the stream.
+    /// Both sides ended the stream: the response is whole and every body byte was sent, so
+    /// nothing is left to fail.
     private func streamComplete(_ id: HTTP2StreamNumber) {
-        closeStream(id, error: LBPoolError(.connectionFailed, "stream closed before response headers"))
+        guard streams.removeValue(forKey: id) != nil else { return }
+        _ = sendWindows.close(id)
+        streamEnded()
     }
 
     private func protocolViolation(on id: HTTP2StreamNumber, _ error: any Error) {

@@ -112,6 +112,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         output = context.channel.allocator.buffer(capacity: 4096)
+        streams.reserveCapacity(128)
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         readyTimeout = context.eventLoop.scheduleTask(in: readyTimeoutAmount) {
             loopBound.value.readyTimedOut()

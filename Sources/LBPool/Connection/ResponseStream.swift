@@ -7,6 +7,10 @@ import Synchronization
 /// response head, body chunks and the end; the task waits for them. Everything is under one
 /// short lock, and continuations are resumed outside it.
 ///
+/// The continuations are unsafe ones (no allocation, no check): each is stored in the state
+/// under the lock and taken out of it, under the lock, by the one call that resumes it, so none
+/// is resumed twice or dropped.
+///
 /// Back-pressure is HTTP/2 flow control: the server may send a stream's window ahead of the
 /// reader, and the window is opened again only as the reader consumes the body (in steps of
 /// ``windowUpdateStep`` bytes), so at most one window per stream is ever buffered.
@@ -25,7 +29,7 @@ final class ResponseStream: Sendable {
 
     fileprivate enum Head {
         /// Not arrived; the task may be waiting for it.
-        case waiting(CheckedContinuation<HTTPResponse, any Error>?)
+        case waiting(UnsafeContinuation<HTTPResponse, any Error>?)
         /// Arrived before the task asked for it.
         case arrived(HTTPResponse)
         case taken
@@ -35,10 +39,10 @@ final class ResponseStream: Sendable {
     fileprivate struct State {
         var head = Head.waiting(nil)
         var headSent = false
-        var chunks = CircularBuffer<ByteBuffer>(initialCapacity: 2)
+        var chunks = ChunkQueue()
         /// `nil` while the body may still grow; then success or the error that ended it.
         var end: Result<Void, any Error>?
-        var bodyWaiter: CheckedContinuation<ByteBuffer?, any Error>?
+        var bodyWaiter: UnsafeContinuation<ByteBuffer?, any Error>?
         /// Body bytes the reader took since the stream's window was last opened again.
         var consumedSinceUpdate = 0
         var control: StreamControl?
@@ -62,7 +66,7 @@ final class ResponseStream: Sendable {
     }
 
     func deliverHead(_ response: HTTPResponse) {
-        let waiter = state.withLock { state -> CheckedContinuation<HTTPResponse, any Error>? in
+        let waiter = state.withLock { state -> UnsafeContinuation<HTTPResponse, any Error>? in
             guard case .waiting(let waiter) = state.head else { return nil }
             if let waiter {
                 state.head = .taken
@@ -77,7 +81,7 @@ final class ResponseStream: Sendable {
 
     /// Adds a body chunk (possibly empty) and, with `end`, ends the body.
     func append(_ chunk: ByteBuffer?, end: Bool) {
-        let (waiter, value) = state.withLock { state -> (CheckedContinuation<ByteBuffer?, any Error>?, ByteBuffer?) in
+        let (waiter, value) = state.withLock { state -> (UnsafeContinuation<ByteBuffer?, any Error>?, ByteBuffer?) in
             if end, state.end == nil { state.end = .success(()) }
             if let chunk, chunk.readableBytes > 0 {
                 if let waiter = state.bodyWaiter {
@@ -99,7 +103,7 @@ final class ResponseStream: Sendable {
     /// The stream closed or failed: whatever has not arrived yet never will.
     func fail(_ error: any Error) {
         let (headWaiter, bodyWaiter, failure) = state.withLock { state in
-            var headWaiter: CheckedContinuation<HTTPResponse, any Error>?
+            var headWaiter: UnsafeContinuation<HTTPResponse, any Error>?
             var failure: HeadFailure?
             if case .waiting(let waiter) = state.head {
                 let headFailure = HeadFailure(underlying: error, headSent: state.headSent, streamID: state.control?.streamID)
@@ -107,7 +111,7 @@ final class ResponseStream: Sendable {
                 headWaiter = waiter
                 failure = headFailure
             }
-            var bodyWaiter: CheckedContinuation<ByteBuffer?, any Error>?
+            var bodyWaiter: UnsafeContinuation<ByteBuffer?, any Error>?
             if state.end == nil {
                 state.end = .failure(LBPoolError(.connectionFailed, "stream closed before the response body ended", underlying: error))
                 bodyWaiter = state.bodyWaiter
@@ -126,7 +130,7 @@ final class ResponseStream: Sendable {
     /// Waits for the response head; throws ``HeadFailure``.
     func head() async throws -> HTTPResponse {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<HTTPResponse, any Error>) in
                 let ready = state.withLock { state -> Result<HTTPResponse, any Error>? in
                     switch state.head {
                     case .waiting:
@@ -173,7 +177,7 @@ final class ResponseStream: Sendable {
             break
         }
         let chunk = try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ByteBuffer?, any Error>) in
                 let ready = state.withLock { state -> Result<ByteBuffer?, any Error>? in
                     if let chunk = state.chunks.popFirst() {
                         return .success(chunk)
@@ -218,5 +222,29 @@ extension ResponseStream.State {
         guard consumedSinceUpdate >= ResponseStream.windowUpdateStep, end == nil, let control else { return nil }
         defer { consumedSinceUpdate = 0 }
         return (control, consumedSinceUpdate)
+    }
+}
+
+/// Body chunks waiting for the reader. Most bodies arrive in one chunk, which needs no storage
+/// of its own; more go to a buffer made on first use.
+struct ChunkQueue {
+    private var first: ByteBuffer?
+    private var rest: CircularBuffer<ByteBuffer>?
+
+    mutating func append(_ chunk: ByteBuffer) {
+        if first == nil {
+            first = chunk
+        } else if rest == nil {
+            rest = CircularBuffer(initialCapacity: 4)
+            rest?.append(chunk)
+        } else {
+            rest?.append(chunk)
+        }
+    }
+
+    mutating func popFirst() -> ByteBuffer? {
+        guard let chunk = first else { return nil }
+        first = rest?.popFirst()
+        return chunk
     }
 }

@@ -127,6 +127,8 @@ struct ResponseHead {
     private var fields = HTTPFields()
     private var listSize = 0
     private(set) var failure: LBPoolError?
+    /// The value of `content-length`, if the response has one.
+    private(set) var contentLength: String?
 
     init(_ kind: Kind, maxListSize: Int = 64 * 1024) {
         self.kind = kind
@@ -164,7 +166,18 @@ struct ResponseHead {
             failure = LBPoolError(.invalidResponse, "connection-specific header '\(name)' in an HTTP/2 response")
             return
         }
-        if kind == .head { fields.append(HTTPField(name: fieldName, value: value)) }
+        if name == "content-length" {
+            if let contentLength, contentLength != value {
+                failure = LBPoolError(.invalidResponse, "conflicting content-length values '\(contentLength)' and '\(value)'")
+                return
+            }
+            contentLength = value
+        }
+        if kind == .head {
+            // One allocation for a typical response's fields rather than one per doubling.
+            if fields.isEmpty { fields.reserveCapacity(8) }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
     }
 
     /// The response head; throws the first problem found.

@@ -9,6 +9,12 @@ struct HeaderBlockDecoder {
     static let maxTableSize = 4096
 
     private var table = HPACKDynamicTable(maxSize: HeaderBlockDecoder.maxTableSize)
+    /// Huffman-coded literals decoded lately. Servers send some values as literals in every
+    /// response (nginx: `server`, `date`, `content-type`, `content-length`), so most repeat.
+    private var recentLiterals: [(coded: [UInt8], text: String)] = []
+    private var nextLiteralSlot = 0
+    private static let recentLiteralCount = 8
+    private static let maxCachedLiteral = 64
 
     /// A block that cannot be decoded: a connection error of type COMPRESSION_ERROR.
     struct Failure: Error, CustomStringConvertible {
@@ -61,10 +67,31 @@ struct HeaderBlockDecoder {
         return entry
     }
 
-    private func literal(_ reader: inout Reader, prefix: Int) throws(Failure) -> (name: String, value: String) {
+    private mutating func literal(_ reader: inout Reader, prefix: Int) throws(Failure) -> (name: String, value: String) {
         let nameIndex = try reader.integer(prefix: prefix)
-        let name = nameIndex == 0 ? try reader.string() : try entry(at: nameIndex).name
-        return (name, try reader.string())
+        let name = nameIndex == 0 ? try string(&reader) : try entry(at: nameIndex).name
+        return (name, try string(&reader))
+    }
+
+    private mutating func string(_ reader: inout Reader) throws(Failure) -> String {
+        let (raw, huffman) = try reader.string()
+        guard huffman else { return String(decoding: raw, as: UTF8.self) }
+        for entry in recentLiterals where entry.coded.count == raw.count {
+            if entry.coded.elementsEqual(raw) { return entry.text }
+        }
+        guard let text = HPACKHuffman.decode(raw) else {
+            throw Failure(description: "invalid Huffman code in header block")
+        }
+        if raw.count <= Self.maxCachedLiteral {
+            let entry = (coded: Array(raw), text: text)
+            if recentLiterals.count < Self.recentLiteralCount {
+                recentLiterals.append(entry)
+            } else {
+                recentLiterals[nextLiteralSlot] = entry
+                nextLiteralSlot = (nextLiteralSlot + 1) % Self.recentLiteralCount
+            }
+        }
+        return text
     }
 
     /// Reads the primitives of a header block (RFC 7541 §5).
@@ -94,7 +121,8 @@ struct HeaderBlockDecoder {
             }
         }
 
-        mutating func string() throws(Failure) -> String {
+        /// A string literal's bytes, and whether they are Huffman-coded.
+        mutating func string() throws(Failure) -> (UnsafeRawBufferPointer, huffman: Bool) {
             guard position < bytes.count else { throw Failure(description: "header block ends before a string") }
             let huffman = bytes[position] & 0x80 != 0
             let length = try integer(prefix: 7)
@@ -103,11 +131,7 @@ struct HeaderBlockDecoder {
             }
             let raw = UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)])
             position += length
-            guard huffman else { return String(decoding: raw, as: UTF8.self) }
-            guard let text = HPACKHuffman.decode(raw) else {
-                throw Failure(description: "invalid Huffman code in header block")
-            }
-            return text
+            return (raw, huffman)
         }
     }
 }
