@@ -162,7 +162,7 @@ struct ResponseHead {
             failure = LBPoolError(.invalidResponse, "malformed header name '\(name)'")
             return
         }
-        if http2ConnectionSpecificFields.contains(name) {
+        if isHTTP2ConnectionSpecific(name) {
             failure = LBPoolError(.invalidResponse, "connection-specific header '\(name)' in an HTTP/2 response")
             return
         }
@@ -255,7 +255,7 @@ struct RequestHead: Sendable {
             case 4 where name == "host":
                 continue
             case 7, 10, 16, 17:
-                if http2ConnectionSpecificFields.contains(name) { continue }
+                if isHTTP2ConnectionSpecific(name) { continue }
             case 14 where name == "content-length":
                 hasContentLength = true
             default:

@@ -85,6 +85,15 @@ enum HTTP2SettingID {
 /// The largest flow-control window HTTP/2 allows (RFC 9113 §6.9.1).
 let http2MaxWindow = Int(Int32.max)
 
-/// Header fields that are connection-specific and must not appear in HTTP/2 (RFC 9113 §8.2.2):
-/// dropped from requests, malformed in responses.
-let http2ConnectionSpecificFields: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+/// Whether a (lower-case) field name is connection-specific, which HTTP/2 does not allow
+/// (RFC 9113 §8.2.2): dropped from requests, malformed in responses.
+func isHTTP2ConnectionSpecific(_ name: String) -> Bool {
+    // Only these lengths can match; most names are ruled out without comparing.
+    switch name.utf8.count {
+    case 7: return name == "upgrade"
+    case 10: return name == "connection" || name == "keep-alive"
+    case 16: return name == "proxy-connection"
+    case 17: return name == "transfer-encoding"
+    default: return false
+    }
+}
