@@ -196,9 +196,26 @@ extension ConnectionHandler {
             }
             stream.expectedLength = expected
         }
+        // Handed over with the body that follows in the same read, if any (see
+        // `deliverPendingHeads`): the task then wakes once, with both.
+        stream.pendingHead = head
         streams[id] = stream
-        stream.response.deliverHead(head)
-        if endStream { remoteEnded(id, stream) }
+        if endStream {
+            remoteEnded(id, stream)
+        } else {
+            headsPendingDelivery.append(id)
+        }
+    }
+
+    /// The read is over: heads no body followed in it go to their tasks now.
+    func deliverPendingHeads() {
+        for id in headsPendingDelivery {
+            guard var stream = streams[id], let head = stream.pendingHead else { continue }
+            stream.pendingHead = nil
+            streams[id] = stream
+            stream.response.deliverHead(head)
+        }
+        headsPendingDelivery.removeAll(keepingCapacity: true)
     }
 
     func dataRead(_ data: ByteBuffer, on id: HTTP2StreamNumber, endStream: Bool, flowControlledLength: Int) throws(HTTP2ConnectionError) {
@@ -236,6 +253,12 @@ extension ConnectionHandler {
             stream.receiveWindow += padding
             output.writeHTTP2WindowUpdate(stream: id, increment: padding)
         }
+        if let head = stream.pendingHead {
+            stream.pendingHead = nil
+            streams[id] = stream
+            stream.response.deliver(head, chunk: chunk, end: false)
+            return
+        }
         streams[id] = stream
         if let chunk { stream.response.append(chunk, end: false) }
     }
@@ -247,13 +270,17 @@ extension ConnectionHandler {
             protocolViolation(on: id, LBPoolError(.invalidResponse, "body of \(stream.receivedLength) bytes on stream \(id), content-length says \(expected)"))
             return
         }
-        stream.response.append(lastChunk, end: true)
+        if let head = stream.pendingHead {
+            stream.pendingHead = nil
+            stream.response.deliver(head, chunk: lastChunk, end: true)
+        } else {
+            stream.response.append(lastChunk, end: true)
+        }
         stream.remoteEnded = true
         streams[id] = stream
         if stream.localEnded { streamComplete(id) }
     }
 
-    /// Both sides ended the stream.
     /// Both sides ended the stream: the response is whole and every body byte was sent, so
     /// nothing is left to fail.
     private func streamComplete(_ id: HTTP2StreamNumber) {
@@ -271,6 +298,8 @@ extension ConnectionHandler {
     func closeStream(_ id: HTTP2StreamNumber, error: any Error) {
         guard let stream = streams.removeValue(forKey: id) else { return }
         for promise in sendWindows.close(id) { promise.fail(error) }
+        // A head that arrived counts as arrived: what failed is the body.
+        if let head = stream.pendingHead { stream.response.deliverHead(head) }
         stream.response.fail(error)
         streamEnded()
     }
@@ -281,6 +310,7 @@ extension ConnectionHandler {
         streams.removeAll()
         for (id, stream) in open {
             for promise in sendWindows.close(id) { promise.fail(error) }
+            if let head = stream.pendingHead { stream.response.deliverHead(head) }
             stream.response.fail(error)
         }
     }

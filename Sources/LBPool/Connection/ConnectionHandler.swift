@@ -1,3 +1,4 @@
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOSSL
@@ -31,6 +32,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         /// The response's content-length, checked against the body that arrives.
         var expectedLength: Int?
         var receivedLength = 0
+        /// The response head, read but not yet handed to the task.
+        var pendingHead: HTTPResponse?
     }
 
     private var machine = SubconnectionStateMachine()
@@ -72,6 +75,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var headsInOutput: [HTTP2StreamNumber] = []
     /// Promises of request-body chunks in `output`, kept until it is written.
     var promisesInOutput: [EventLoopPromise<Void>] = []
+    /// Streams whose head was read in this read and waits for the body that may follow.
+    var headsPendingDelivery: [HTTP2StreamNumber] = []
 
     let id: SubconnectionID
     let address: ResolvedAddress
@@ -168,6 +173,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        deliverPendingHeads()
         // Answers to what was read (SETTINGS ACK, WINDOW_UPDATE, RST_STREAM) go out now.
         if output.readableBytes > 0 { flushOutput() }
         context.fireChannelReadComplete()

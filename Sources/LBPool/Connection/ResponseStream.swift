@@ -66,8 +66,16 @@ final class ResponseStream: Sendable {
     }
 
     func deliverHead(_ response: HTTPResponse) {
+        deliver(response, chunk: nil, end: false)
+    }
+
+    /// The response head together with the body that came with it (possibly all of it): one
+    /// lock, and the task wakes once.
+    func deliver(_ response: HTTPResponse, chunk: ByteBuffer?, end: Bool) {
         let waiter = state.withLock { state -> UnsafeContinuation<HTTPResponse, any Error>? in
             guard case .waiting(let waiter) = state.head else { return nil }
+            if let chunk, chunk.readableBytes > 0 { state.chunks.append(chunk) }
+            if end, state.end == nil { state.end = .success(()) }
             if let waiter {
                 state.head = .taken
                 return waiter
