@@ -11,16 +11,14 @@ struct Stats: Sendable {
     mutating func record(address: String?, latencyMs: Double, error: String?) {
         latenciesMs.append(latencyMs)
         let key = address ?? "(none)"
-        var entry = perAddress[key] ?? (0, 0)
         if let error {
             failed += 1
-            entry.failed += 1
+            perAddress[key, default: (0, 0)].failed += 1
             errors[error, default: 0] += 1
         } else {
             succeeded += 1
-            entry.succeeded += 1
+            perAddress[key, default: (0, 0)].succeeded += 1
         }
-        perAddress[key] = entry
     }
 
     mutating func merge(_ other: Stats) {
@@ -34,14 +32,19 @@ struct Stats: Sendable {
         errors.merge(other.errors, uniquingKeysWith: +)
     }
 
-    func percentile(_ fraction: Double) -> Double {
-        guard !latenciesMs.isEmpty else { return 0 }
+    /// The p50 and p99 latencies, from one sort.
+    func percentiles() -> (p50: Double, p99: Double) {
+        guard !latenciesMs.isEmpty else { return (0, 0) }
         let sorted = latenciesMs.sorted()
-        let rank = Int((fraction * Double(sorted.count - 1)).rounded())
-        return sorted[min(max(rank, 0), sorted.count - 1)]
+        func at(_ fraction: Double) -> Double {
+            let rank = Int((fraction * Double(sorted.count - 1)).rounded())
+            return sorted[min(max(rank, 0), sorted.count - 1)]
+        }
+        return (at(0.5), at(0.99))
     }
 
     func json(elapsedSeconds: Double) -> String {
+        let latency = percentiles()
         let total = succeeded + failed
         let addresses = perAddress.keys.sorted().map { address in
             let entry = perAddress[address] ?? (0, 0)
@@ -51,12 +54,13 @@ struct Stats: Sendable {
         return "{\"requests\":\(total),\"succeeded\":\(succeeded),\"failed\":\(failed),"
             + "\"elapsedSeconds\":\(format(elapsedSeconds)),"
             + "\"requestsPerSecond\":\(format(elapsedSeconds > 0 ? Double(total) / elapsedSeconds : 0)),"
-            + "\"latencyMs\":{\"p50\":\(format(percentile(0.5))),\"p99\":\(format(percentile(0.99)))},"
+            + "\"latencyMs\":{\"p50\":\(format(latency.p50)),\"p99\":\(format(latency.p99))},"
             + "\"addresses\":{\(addresses.joined(separator: ","))},"
             + "\"errors\":{\(errorEntries.joined(separator: ","))}}"
     }
 
     func table(elapsedSeconds: Double) -> String {
+        let latency = percentiles()
         var lines = ["address                                   succeeded     failed"]
         for address in perAddress.keys.sorted() {
             let entry = perAddress[address] ?? (0, 0)
@@ -65,7 +69,7 @@ struct Stats: Sendable {
         lines.append(pad("total", 40) + leftPad("\(succeeded)", 12) + leftPad("\(failed)", 11))
         let total = succeeded + failed
         lines.append("elapsed \(format(elapsedSeconds)) s, \(format(elapsedSeconds > 0 ? Double(total) / elapsedSeconds : 0)) requests/s, "
-                     + "p50 \(format(percentile(0.5))) ms, p99 \(format(percentile(0.99))) ms")
+                     + "p50 \(format(latency.p50)) ms, p99 \(format(latency.p99)) ms")
         for (error, count) in errors.sorted(by: { $0.value > $1.value }) {
             lines.append("error ×\(count): \(error)")
         }

@@ -168,6 +168,47 @@ import Testing
         #expect(attempts.count("post-upper") == 1, "a POST whose response was malformed is not sent again")
     }
 
+    @Test func aResponseThatEndsBeforeTheRequestBodyIsSentEndsTheStream() async throws {
+        // The server answers on the head and never opens its window for the 1 MiB body (beyond
+        // the 64 KiB initial window). The stream must end with the response: left open, it
+        // would hold the connection's drain to the drain deadline (60 s here).
+        let server = try await TestHTTP2Server()
+        let pool = try pool(server) { $0.drainTimeout = .seconds(60) }
+        let events = pool.events()
+        try await withRunningPool(pool) { pool in
+            let serverTask = Task {
+                for await request in server.requests { request.respond(body: "answered") }
+            }
+            var early = post(id: "early-1")
+            early.headerFields[HTTPField.Name("x-answer-early")!] = "1"
+            let response = try await pool.execute(early, body: .bytes(ByteBuffer(repeating: UInt8(ascii: "b"), count: 1 << 20)))
+            #expect(String(buffer: response.body) == "early")
+            let next = try await pool.execute(post(id: "after-1"), body: .bytes(ByteBuffer(string: "x")))
+            #expect(String(buffer: next.body) == "answered")
+
+            server.connection(1)?.goAway(lastStreamID: Int(Int32.max))
+            let closed = try await withThrowingTaskGroup(of: PoolEvent?.self) { group in
+                group.addTask {
+                    for await event in events {
+                        if case .closed = event.kind { return event }
+                    }
+                    return nil
+                }
+                group.addTask {
+                    // Failure guard only: the close is awaited above, the drain deadline is 60 s.
+                    try await Task.sleep(for: .seconds(15))
+                    return nil
+                }
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            #expect(closed != nil, "the connection did not close within 15 s of GOAWAY: a stream was left open")
+            serverTask.cancel()
+            await server.close()
+        }
+    }
+
     @Test func collectedBodyOverTheLimitFailsAndOneWithinItArrivesWhole() async throws {
         _ = try await withAnsweringServer { $0.maxCollectedBodyBytes = 10 } answer: { request, _ in
             switch request.requestID {

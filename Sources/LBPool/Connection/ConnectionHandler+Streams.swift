@@ -87,14 +87,18 @@ extension ConnectionHandler {
 
     /// Writes the DATA frames the flow-control windows allow.
     func sendPendingData() {
+        // Streams whose last body byte went out; closed after `take`, which must not be
+        // re-entered (closing a stream touches the windows).
+        var ended: [HTTP2StreamNumber] = []
         sendWindows.take { frame in
             output.writeHTTP2FrameHeader(
                 length: frame.data.readableBytes, type: HTTP2FrameType.data,
                 flags: frame.endStream ? HTTP2FrameType.endStream : 0, stream: frame.stream)
             output.writeImmutableBuffer(frame.data)
             if let promise = frame.promise { promisesInOutput.append(promise) }
-            if frame.endStream { localEnded(frame.stream) }
+            if frame.endStream { ended.append(frame.stream) }
         }
+        for id in ended { localEnded(id) }
     }
 
     private func localEnded(_ id: HTTP2StreamNumber) {
@@ -198,24 +202,24 @@ extension ConnectionHandler {
         }
         // Handed over with the body that follows in the same read, if any (see
         // `deliverPendingHeads`): the task then wakes once, with both.
-        stream.pendingHead = head
+        pendingHeads.append((id, head))
         streams[id] = stream
-        if endStream {
-            remoteEnded(id, stream)
-        } else {
-            headsPendingDelivery.append(id)
-        }
+        if endStream { remoteEnded(id, stream) }
     }
 
     /// The read is over: heads no body followed in it go to their tasks now.
     func deliverPendingHeads() {
-        for id in headsPendingDelivery {
-            guard var stream = streams[id], let head = stream.pendingHead else { continue }
-            stream.pendingHead = nil
-            streams[id] = stream
-            stream.response.deliverHead(head)
+        guard !pendingHeads.isEmpty else { return }
+        for (id, head) in pendingHeads {
+            streams[id]?.response.deliverHead(head)
         }
-        headsPendingDelivery.removeAll(keepingCapacity: true)
+        pendingHeads.removeAll(keepingCapacity: true)
+    }
+
+    /// Takes the head of `id` that was read but not handed over yet.
+    private func takePendingHead(_ id: HTTP2StreamNumber) -> HTTPResponse? {
+        guard let index = pendingHeads.firstIndex(where: { $0.stream == id }) else { return nil }
+        return pendingHeads.remove(at: index).head
     }
 
     func dataRead(_ data: ByteBuffer, on id: HTTP2StreamNumber, endStream: Bool, flowControlledLength: Int) throws(HTTP2ConnectionError) {
@@ -253,13 +257,11 @@ extension ConnectionHandler {
             stream.receiveWindow += padding
             output.writeHTTP2WindowUpdate(stream: id, increment: padding)
         }
-        if let head = stream.pendingHead {
-            stream.pendingHead = nil
-            streams[id] = stream
+        streams[id] = stream
+        if let head = takePendingHead(id) {
             stream.response.deliver(head, chunk: chunk, end: false)
             return
         }
-        streams[id] = stream
         if let chunk { stream.response.append(chunk, end: false) }
     }
 
@@ -270,15 +272,21 @@ extension ConnectionHandler {
             protocolViolation(on: id, LBPoolError(.invalidResponse, "body of \(stream.receivedLength) bytes on stream \(id), content-length says \(expected)"))
             return
         }
-        if let head = stream.pendingHead {
-            stream.pendingHead = nil
+        if let head = takePendingHead(id) {
             stream.response.deliver(head, chunk: lastChunk, end: true)
         } else {
             stream.response.append(lastChunk, end: true)
         }
         stream.remoteEnded = true
         streams[id] = stream
-        if stream.localEnded { streamComplete(id) }
+        if stream.localEnded {
+            streamComplete(id)
+        } else {
+            // The response is complete before the request body is (RFC 9113 §8.1): the rest of
+            // the body can change nothing, so it is not sent, and the stream does not wait for
+            // a window the server may never open.
+            resetStream(id, code: HTTP2Code.cancel, error: LBPoolError(.connectionFailed, "the response ended before the request body was sent"))
+        }
     }
 
     /// Both sides ended the stream: the response is whole and every body byte was sent, so
@@ -299,7 +307,7 @@ extension ConnectionHandler {
         guard let stream = streams.removeValue(forKey: id) else { return }
         for promise in sendWindows.close(id) { promise.fail(error) }
         // A head that arrived counts as arrived: what failed is the body.
-        if let head = stream.pendingHead { stream.response.deliverHead(head) }
+        if let head = takePendingHead(id) { stream.response.deliverHead(head) }
         stream.response.fail(error)
         streamEnded()
     }
@@ -310,7 +318,7 @@ extension ConnectionHandler {
         streams.removeAll()
         for (id, stream) in open {
             for promise in sendWindows.close(id) { promise.fail(error) }
-            if let head = stream.pendingHead { stream.response.deliverHead(head) }
+            if let head = takePendingHead(id) { stream.response.deliverHead(head) }
             stream.response.fail(error)
         }
     }

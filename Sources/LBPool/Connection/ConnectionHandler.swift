@@ -32,8 +32,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         /// The response's content-length, checked against the body that arrives.
         var expectedLength: Int?
         var receivedLength = 0
-        /// The response head, read but not yet handed to the task.
-        var pendingHead: HTTPResponse?
     }
 
     private var machine = SubconnectionStateMachine()
@@ -75,8 +73,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     var headsInOutput: [HTTP2StreamNumber] = []
     /// Promises of request-body chunks in `output`, kept until it is written.
     var promisesInOutput: [EventLoopPromise<Void>] = []
-    /// Streams whose head was read in this read and waits for the body that may follow.
-    var headsPendingDelivery: [HTTP2StreamNumber] = []
+    /// Response heads read in this read, waiting for the body that may follow in it. Kept out
+    /// of ``OpenStream`` so that the stream entries stay small to copy.
+    var pendingHeads: [(stream: HTTP2StreamNumber, head: HTTPResponse)] = []
 
     let id: SubconnectionID
     let address: ResolvedAddress

@@ -142,13 +142,17 @@ private final class Blackhole: ChannelInboundHandler {
     }
 }
 
-/// Collects one request on a server stream and hands it to the test.
+/// Collects one request on a server stream and hands it to the test. A request with an
+/// `x-answer-early` header is answered (200, "early") as soon as its head arrives and not
+/// handed to the test; its stream then reads nothing more, so it never opens its window for the
+/// rest of the body.
 private final class RequestCollector: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     let connection: TestHTTP2Server.Connection
     let sink: AsyncStream<TestHTTP2Server.Request>.Continuation
     var headers: HPACKHeaders?
     var body = ByteBuffer()
+    var answeredEarly = false
 
     init(connection: TestHTTP2Server.Connection, sink: AsyncStream<TestHTTP2Server.Request>.Continuation) {
         self.connection = connection
@@ -159,6 +163,13 @@ private final class RequestCollector: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .headers(let frame):
             headers = frame.headers
+            if frame.headers.first(name: "x-answer-early") != nil {
+                answeredEarly = true
+                let head = HPACKHeaders([(":status", "200")])
+                context.write(NIOAny(HTTP2Frame.FramePayload.headers(.init(headers: head))), promise: nil)
+                context.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: "early")), endStream: true))), promise: nil)
+                context.channel.setOption(.autoRead, value: false).whenFailure { _ in }
+            }
             if frame.endStream { deliver(context) }
         case .data(let frame):
             if case .byteBuffer(var bytes) = frame.data { body.writeBuffer(&bytes) }
@@ -169,7 +180,7 @@ private final class RequestCollector: ChannelInboundHandler {
     }
 
     private func deliver(_ context: ChannelHandlerContext) {
-        guard let headers else { return }
+        guard let headers, !answeredEarly else { return }
         let streamID = (try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)).map { Int($0) } ?? 0
         sink.yield(.init(connection: connection, streamID: streamID, headers: headers, body: String(buffer: body), stream: context.channel))
     }
