@@ -29,6 +29,20 @@ import Testing
         }
     }
 
+    @Test func aServerThatAnswersInHTTP1IsNamedAsSuch() async throws {
+        // nginx without `http2` on the port: it answers the h2c preface in HTTP/1.1.
+        let port = try freePort(alsoOn: ["127.0.0.9"])
+        let backend = try NginxBackend(ip: "127.0.0.9", port: port, http1Only: true)
+        try await backend.start()
+        defer { withExtendedLifetime(backend) {} }
+        let pool = try LBPool(target: "http://127.0.0.9:\(port)", configuration: testConfiguration(dns: nil))
+        try await withRunningPool(pool) { pool in
+            let error = await #expect(throws: LBPoolError.self) { try await pool.waitUntilReady(timeout: .seconds(2)) }
+            let message = error?.message ?? ""
+            #expect(message.contains("the server answered in HTTP/1 ('HTTP/1.1 400 Bad Request"), "\(message)")
+        }
+    }
+
     @Test func threeAddressesSplitSequentialRequestsExactlyEvenly() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         defer { withExtendedLifetime((backends, dns)) {} }

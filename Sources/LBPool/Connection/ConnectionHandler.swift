@@ -44,6 +44,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var pingTimeout: Scheduled<Void>?
     private var pingCounter: UInt64 = 0
     private var prefaceSent = false
+    /// The server's first frame, which must be SETTINGS (RFC 9113 §3.4), has arrived.
+    private var serverPrefaceSeen = false
     var streams: [HTTP2StreamNumber: OpenStream] = [:]
     var nextStreamID: HTTP2StreamNumber = 1
     /// One timer per connection, at the earliest deadline of a stream still waiting for its
@@ -161,7 +163,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        parser.append(unwrapInboundIn(data))
+        let bytes = unwrapInboundIn(data)
+        if !serverPrefaceSeen, bytes.readableBytesView.starts(with: "HTTP/".utf8) {
+            // An HTTP/1 server (an h2c URL on a port without HTTP/2, or TLS without ALPN h2).
+            let line = bytes.getString(at: bytes.readerIndex, length: min(bytes.readableBytes, 64))?
+                .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            connectionError(HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "the server answered in HTTP/1 ('\(line)'), not HTTP/2"))
+            return
+        }
+        parser.append(bytes)
         do {
             while let frame = try parser.next() {
                 try read(frame)
@@ -179,6 +189,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func read(_ frame: HTTP2InboundFrame) throws(HTTP2ConnectionError) {
+        if !serverPrefaceSeen {
+            guard case .settings = frame else {
+                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "the server's first frame was not SETTINGS")
+            }
+            serverPrefaceSeen = true
+        }
         switch frame {
         case .data(let stream, let data, let endStream, let flowControlledLength):
             try dataRead(data, on: stream, endStream: endStream, flowControlledLength: flowControlledLength)
