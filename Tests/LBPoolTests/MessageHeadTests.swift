@@ -66,3 +66,19 @@ import Testing
         #expect(head.failure?.message.contains("header list larger than 100 bytes") == true, "\(String(describing: head.failure))")
     }
 }
+
+extension ResponseHead {
+    /// The response head of `fields`, in order.
+    static func parse(_ fields: [(String, String)]) throws(LBPoolError) -> HTTPResponse {
+        var head = ResponseHead(.head)
+        for (name, value) in fields { head.add(name, value) }
+        return try head.response()
+    }
+
+    /// Whether `fields` are well-formed trailers.
+    static func validTrailers(_ fields: [(String, String)]) -> Bool {
+        var trailers = ResponseHead(.trailers)
+        for (name, value) in fields { trailers.add(name, value) }
+        return trailers.failure == nil
+    }
+}

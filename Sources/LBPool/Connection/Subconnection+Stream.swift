@@ -186,20 +186,6 @@ struct ResponseHead {
         guard let status else { throw LBPoolError(.invalidResponse, "response without :status") }
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
-
-    /// The response head of `fields`, in order.
-    static func parse(_ fields: [(String, String)]) throws(LBPoolError) -> HTTPResponse {
-        var head = ResponseHead(.head)
-        for (name, value) in fields { head.add(name, value) }
-        return try head.response()
-    }
-
-    /// Whether `fields` are well-formed trailers.
-    static func validTrailers(_ fields: [(String, String)]) -> Bool {
-        var trailers = ResponseHead(.trailers)
-        for (name, value) in fields { trailers.add(name, value) }
-        return trailers.failure == nil
-    }
 }
 
 /// A request head as HTTP/2 sends it: the pseudo-header values worked out once, on the task

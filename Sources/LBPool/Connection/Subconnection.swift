@@ -196,7 +196,7 @@ final class Subconnection: Sendable {
                 try sync.addHandler(handler)
                 let connected = Connected(channel: channel, handler: loopBound)
                 // Published here, on the event loop and before any frame is read, so the
-                // multiplexer is there by the time the handler reports `ready`.
+                // connection is there for requests by the time the handler reports `ready`.
                 if let pendingDrain = self.publish(connected) {
                     handler.drain(pendingDrain)
                 }

@@ -11,8 +11,6 @@ struct HPACKDynamicTable {
         self.maxSize = maxSize
     }
 
-    var count: Int { entries.count - firstEntry }
-
     /// The entry with HPACK index `index` (62 and up), if there is one.
     func entry(at index: Int) -> (name: String, value: String)? {
         let position = entries.count - 1 - (index - 62)

@@ -7,7 +7,6 @@ typealias HTTP2StreamNumber = UInt32
 enum HTTP2Code {
     static let noError: UInt32 = 0x0
     static let protocolError: UInt32 = 0x1
-    static let internalError: UInt32 = 0x2
     static let flowControlError: UInt32 = 0x3
     static let streamClosed: UInt32 = 0x5
     static let frameSizeError: UInt32 = 0x6
