@@ -23,6 +23,10 @@ struct Options {
     var maxAttempts: Int?
     var retryBudget = true
     var picker = LBPool.PickerChoice.roundRobin
+    /// Workers run on the pool's event loops (`LBPool.taskExecutor`), not the global executor.
+    var onEventLoops = true
+    /// The number of event-loop threads of the pool; `nil`: SwiftNIO's shared group.
+    var eventLoops: Int?
 
     static let usage = """
         usage: RoundRobinClient URL [--requests N | --duration SECONDS] [--concurrency C]
@@ -31,6 +35,7 @@ struct Options {
                                     [--max-lifetime SECONDS] [--keepalive SECONDS] [--events]
                                     [--max-attempts N] [--no-retry-budget]
                                     [--picker round-robin|random|p2c|least-loaded]
+                                    [--executor event-loop|global] [--event-loops N]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -79,6 +84,14 @@ struct Options {
                 case let other:
                     throw UsageError(description: "--picker must be round-robin, random, p2c or least-loaded, got '\(other)'")
                 }
+            case "--executor":
+                switch try value(argument) {
+                case "event-loop": options.onEventLoops = true
+                case "global": options.onEventLoops = false
+                case let other:
+                    throw UsageError(description: "--executor must be event-loop or global, got '\(other)'")
+                }
+            case "--event-loops": options.eventLoops = try positiveInt(argument)
             case "--method":
                 let method = try value(argument).uppercased()
                 guard ["GET", "POST", "PUT", "DELETE"].contains(method) else {

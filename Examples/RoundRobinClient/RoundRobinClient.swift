@@ -2,6 +2,7 @@ import HTTPTypes
 import LBPool
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
@@ -41,6 +42,9 @@ struct RoundRobinClient {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .file(caFile)
             configuration.tls = tls
+        }
+        if let loops = options.eventLoops {
+            configuration.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         }
         var logger = Logger(label: "RoundRobinClient") { label in StreamLogHandler.standardError(label: label) }
         logger.logLevel = .warning
@@ -114,7 +118,10 @@ final class LoadRun: Service, Sendable {
             let stats = await withGracefulShutdownHandler {
                 await withTaskGroup(of: Stats.self) { workers in
                     for _ in 0..<options.concurrency {
-                        workers.addTask {
+                        // On the pool's event loops, a response wakes its worker on the thread
+                        // that read it, and the next request is written from there.
+                        let executor: (any TaskExecutor)? = options.onEventLoops ? pool.taskExecutor : nil
+                        workers.addTask(executorPreference: executor) {
                             await Self.worker(pool: pool, options: options, runID: runID, tickets: tickets)
                         }
                     }

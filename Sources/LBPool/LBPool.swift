@@ -39,6 +39,9 @@ public final class LBPool: Service, Sendable {
     public let retryBudget: any RetryBudget
     private let resolver: any Resolver
     let logger: Logger
+    /// Runs tasks on the event loops of the pool's connections, saving the thread handoffs of
+    /// each request; see ``PoolTaskExecutor``.
+    public let taskExecutor: PoolTaskExecutor
 
     /// Creates a pool; nothing is dialled until ``run()``.
     ///
@@ -87,8 +90,10 @@ public final class LBPool: Service, Sendable {
                 throw LBPoolConfigurationError(setting: "tls", value: "\(error)", reason: "cannot build a TLS context")
             }
         }
+        let eventLoopGroup = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        self.taskExecutor = PoolTaskExecutor(eventLoopGroup: eventLoopGroup)
         let settings = ConnectionSettings(
-            eventLoopGroup: configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton,
+            eventLoopGroup: eventLoopGroup,
             tlsContext: tlsContext,
             serverHostname: target.isIPLiteral ? nil : target.host,
             connectTimeout: configuration.connectTimeout,
@@ -116,7 +121,10 @@ public final class LBPool: Service, Sendable {
     }
 
     /// Resolves, connects and keeps the pool up until graceful shutdown (then drains and returns)
-    /// or cancellation (then closes everything and returns). Call it once.
+    /// or cancellation (then closes everything and returns). Call it once. It runs on the
+    /// global concurrent executor (or the calling task's executor preference), never on the
+    /// caller's actor.
+    @concurrent
     public func run() async throws {
         logger.debug("pool starting", metadata: ["target": "\(target)"])
         await withGracefulShutdownHandler {

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// What the task executing a request may ask of its stream, which lives on the connection's
-/// event loop: each call hops there.
+/// event loop: each call hops there, unless the task already runs on it.
 struct StreamControl: Sendable {
     let streamID: HTTP2StreamNumber
     let handler: NIOLoopBound<ConnectionHandler>
@@ -9,20 +9,29 @@ struct StreamControl: Sendable {
     /// Ends the stream with RST_STREAM(CANCEL) if it is still open.
     func reset() {
         let handler = handler, streamID = streamID
-        handler.eventLoop.execute { handler.value.resetStream(streamID) }
+        onLoop { handler.value.resetStream(streamID) }
     }
 
     /// The reader consumed `bytes` of the body: the server may send that much more.
     func consumed(_ bytes: Int) {
         let handler = handler, streamID = streamID
-        handler.eventLoop.execute { handler.value.bodyConsumed(bytes, on: streamID) }
+        onLoop { handler.value.bodyConsumed(bytes, on: streamID) }
     }
 
     /// Sends a chunk of a streamed request body; returns once it was written.
     func send(_ chunk: ByteBuffer, end: Bool) async throws {
         let handler = handler, streamID = streamID
         let promise = handler.eventLoop.makePromise(of: Void.self)
-        handler.eventLoop.execute { handler.value.sendBody(chunk, end: end, on: streamID, promise: promise) }
+        onLoop { handler.value.sendBody(chunk, end: end, on: streamID, promise: promise) }
         try await promise.futureResult.get()
+    }
+
+    /// Runs `work` now when on the connection's event loop, otherwise queues it there.
+    private func onLoop(_ work: @escaping @Sendable () -> Void) {
+        if handler.eventLoop.inEventLoop {
+            work()
+        } else {
+            handler.eventLoop.execute(work)
+        }
     }
 }

@@ -47,6 +47,9 @@ extension Subconnection {
             control = try? await handler.eventLoop.submit {
                 handler.value.openStream(response, head: head, body: storage, deadline: deadline)
             }.get()
+        } else if handler.eventLoop.inEventLoop {
+            // A task on the connection's own loop (see PoolTaskExecutor): no hop needed.
+            _ = handler.value.openStream(response, head: head, body: storage, deadline: deadline)
         } else {
             handler.eventLoop.execute {
                 _ = handler.value.openStream(response, head: head, body: storage, deadline: deadline)
