@@ -95,16 +95,25 @@ median() { printf '%s\n' "$@" | sort -g -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
 failures() { printf '%s\n' "$@" | awk '{ total += $4 } END { print total + 0 }'; }
 
 echo "== h2c: 3 connections (one per backend), 63 concurrent streams, $requests requests, $runs runs"
-h2c_runs=(); pool_h2c_runs=()
+# The pool three ways: its workers on the pool's event loops (the example's default, SwiftNIO's
+# shared group of one loop per core), the same on one event loop, and on Swift's global executor.
+h2c_runs=(); pool_h2c_runs=(); pool_one_runs=(); pool_global_runs=()
 for round in $(seq "$runs"); do
   h2load_run h2c http "$port" -c 1 -m 21
   h2c_runs+=("$rps $mean $client_us $server_us")
   json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json
   pool_h2c_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
+  json_run pool-h2c-one-loop "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --event-loops 1
+  pool_one_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
+  json_run pool-h2c-global "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --executor global
+  pool_global_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
 done
 read -r h2c_rps h2c_mean h2c_client_us h2c_server_us < <(median "${h2c_runs[@]}")
 pool_h2c=($(median "${pool_h2c_runs[@]}")); pool_h2c[3]=$(failures "${pool_h2c_runs[@]}")
-echo "median: h2load $h2c_rps, pool ${pool_h2c[0]}; ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps")"
+pool_one=($(median "${pool_one_runs[@]}")); pool_one[3]=$(failures "${pool_one_runs[@]}")
+pool_global=($(median "${pool_global_runs[@]}")); pool_global[3]=$(failures "${pool_global_runs[@]}")
+echo "median: h2load $h2c_rps, pool ${pool_h2c[0]}, on one event loop ${pool_one[0]}, on the global executor ${pool_global[0]}"
+echo "ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps"), one event loop $(ratio "${pool_one[0]}" "$h2c_rps"), global executor $(ratio "${pool_global[0]}" "$h2c_rps")"
 
 echo "== h2 over TLS: same connections and streams, $runs runs"
 tls_runs=(); pool_tls_runs=(); ahc_tls_runs=()
@@ -167,6 +176,8 @@ h2load_version=$(h2load --version | head -1)
   echo "|---|---|---|---|---|---|---|---|---|---|"
   echo "| $h2load_version | h2c | 3 × 21 | $h2c_rps | mean $h2c_mean | | | 1 | $h2c_client_us µs | $h2c_server_us µs |"
   echo "| swift-lbpool (example client, release) | h2c | 3 × 21 (63 concurrent) | ${pool_h2c[0]} | ${pool_h2c[1]} ms | ${pool_h2c[2]} ms | ${pool_h2c[3]} | $(ratio "${pool_h2c[0]}" "$h2c_rps") × h2load | ${pool_h2c[4]} µs | ${pool_h2c[5]} µs |"
+  echo "| swift-lbpool, \`--event-loops 1\` | h2c | 3 × 21 (63 concurrent) | ${pool_one[0]} | ${pool_one[1]} ms | ${pool_one[2]} ms | ${pool_one[3]} | $(ratio "${pool_one[0]}" "$h2c_rps") × h2load | ${pool_one[4]} µs | ${pool_one[5]} µs |"
+  echo "| swift-lbpool, \`--executor global\` | h2c | 3 × 21 (63 concurrent) | ${pool_global[0]} | ${pool_global[1]} ms | ${pool_global[2]} ms | ${pool_global[3]} | $(ratio "${pool_global[0]}" "$h2c_rps") × h2load | ${pool_global[4]} µs | ${pool_global[5]} µs |"
   echo "| $h2load_version | h2 + TLS | 3 × 21 | $tls_rps | mean $tls_mean | | | 1 | $tls_client_us µs | $tls_server_us µs |"
   echo "| swift-lbpool (example client, release) | h2 + TLS | 3 × 21 (63 concurrent) | ${pool_tls[0]} | ${pool_tls[1]} ms | ${pool_tls[2]} ms | ${pool_tls[3]} | $(ratio "${pool_tls[0]}" "$tls_rps") × h2load, $(ratio "${pool_tls[0]}" "${ahc_tls[0]}") × AsyncHTTPClient | ${pool_tls[4]} µs | ${pool_tls[5]} µs |"
   echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | h2 + TLS | 1 per backend, 63 concurrent | ${ahc_tls[0]} | ${ahc_tls[1]} ms | ${ahc_tls[2]} ms | ${ahc_tls[3]} | $(ratio "${ahc_tls[0]}" "$tls_rps") × h2load | ${ahc_tls[4]} µs | ${ahc_tls[5]} µs |"
@@ -177,6 +188,10 @@ h2load_version=$(h2load --version | head -1)
   echo "(all three h2load processes together), and that of the three nginx workers. Client and"
   echo "nginx share the two cores, so requests/s also depends on how the scheduler splits them;"
   echo "CPU per request does not, and it is what a faster client changes."
+  echo
+  echo "The example client's workers run on the pool's event loops (\`LBPool.taskExecutor\`), on"
+  echo "SwiftNIO's shared group (one loop per core) unless \`--event-loops\` gives the pool its own;"
+  echo "\`--executor global\` leaves them on Swift's global executor, as a plain \`Task\` would."
   echo
   echo "The pool reaches the three backends through one DNS name (dnsmasq); AsyncHTTPClient has no"
   echo "balancing of its own, so its load program sends to the three backend URLs in turn."

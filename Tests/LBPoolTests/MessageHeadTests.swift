@@ -25,6 +25,28 @@ import Testing
         #expect(Array(head.map(\.name).prefix(4)) == [":method", ":scheme", ":authority", ":path"])
     }
 
+    @Test func fieldsRepeatedFromTheCacheAreKeptAndCounted() throws {
+        var cache = ResponseFieldCache()
+        for round in 0..<3 {
+            var head = ResponseHead(.head)
+            for (name, value) in [(":status", "200"), ("server", "nginx"), ("content-length", "20"), ("x-round", "\(round)")] {
+                head.add(name, value, cache: &cache)
+            }
+            let response = try head.response()
+            #expect(response.headerFields.map(\.name.canonicalName) == ["server", "content-length", "x-round"])
+            #expect(response.headerFields[.server] == "nginx")
+            #expect(head.contentLength == "20")
+            #expect(response.headerFields[HTTPField.Name("x-round")!] == "\(round)")
+        }
+        // A name refused once is refused again: nothing malformed is kept.
+        for _ in 0..<2 {
+            var head = ResponseHead(.head)
+            head.add(":status", "200", cache: &cache)
+            head.add("Server", "nginx", cache: &cache)
+            #expect(head.failure?.message.contains("malformed header name 'Server'") == true)
+        }
+    }
+
     @Test func responseHeadIsParsed() throws {
         let response = try ResponseHead.parse([(":status", "503"), ("retry-after", "2")])
         #expect(response.status == .serviceUnavailable)
@@ -42,6 +64,7 @@ import Testing
         ([(":status", "200"), ("bad name", "x")], "malformed header name 'bad name'"),
         ([(":status", "200"), ("transfer-encoding", "chunked")], "connection-specific header 'transfer-encoding'"),
         ([(":status", "099")], "malformed :status '099'"),
+        ([(":status", "200"), ("content-length", "5"), ("content-length", "6")], "conflicting content-length values '5' and '6'"),
     ])
     func malformedResponseHeadsAreNamed(fields: [(String, String)], message: String) {
         do {
@@ -61,24 +84,40 @@ import Testing
 
     @Test func aHeaderListOverItsLimitIsMalformed() {
         var head = ResponseHead(.head, maxListSize: 100)
-        head.add(":status", "200")
-        head.add("x-big", String(repeating: "a", count: 60))
+        var cache = ResponseFieldCache()
+        head.add(":status", "200", cache: &cache)
+        head.add("x-big", String(repeating: "a", count: 60), cache: &cache)
         #expect(head.failure?.message.contains("header list larger than 100 bytes") == true, "\(String(describing: head.failure))")
     }
 }
 
 extension ResponseHead {
-    /// The response head of `fields`, in order.
+    /// The response head of `fields`, in order. Parsed twice, the second time with the field
+    /// cache the first filled, which must change nothing.
     static func parse(_ fields: [(String, String)]) throws(LBPoolError) -> HTTPResponse {
+        var cache = ResponseFieldCache()
+        let first = Result { () throws(LBPoolError) in try parse(fields, cache: &cache) }
+        let second = Result { () throws(LBPoolError) in try parse(fields, cache: &cache) }
+        #expect("\(first)" == "\(second)", "a cached field changed the outcome")
+        return try first.get()
+    }
+
+    private static func parse(_ fields: [(String, String)], cache: inout ResponseFieldCache) throws(LBPoolError) -> HTTPResponse {
         var head = ResponseHead(.head)
-        for (name, value) in fields { head.add(name, value) }
+        for (name, value) in fields { head.add(name, value, cache: &cache) }
         return try head.response()
     }
 
-    /// Whether `fields` are well-formed trailers.
+    /// Whether `fields` are well-formed trailers, checked as ``parse(_:)`` checks heads.
     static func validTrailers(_ fields: [(String, String)]) -> Bool {
-        var trailers = ResponseHead(.trailers)
-        for (name, value) in fields { trailers.add(name, value) }
-        return trailers.failure == nil
+        var cache = ResponseFieldCache()
+        var outcomes: [Bool] = []
+        for _ in 0..<2 {
+            var trailers = ResponseHead(.trailers)
+            for (name, value) in fields { trailers.add(name, value, cache: &cache) }
+            outcomes.append(trailers.failure == nil)
+        }
+        #expect(outcomes[0] == outcomes[1], "a cached field changed the outcome")
+        return outcomes[0]
     }
 }

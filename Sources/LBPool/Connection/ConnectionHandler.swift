@@ -47,6 +47,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The server's first frame, which must be SETTINGS (RFC 9113 §3.4), has arrived.
     private var serverPrefaceSeen = false
     var streams: [HTTP2StreamNumber: OpenStream] = [:]
+    /// Response fields that passed the checks lately.
+    private var acceptedFields = ResponseFieldCache()
     var nextStreamID: HTTP2StreamNumber = 1
     /// One timer per connection, at the earliest deadline of a stream still waiting for its
     /// response head (requests share a timeout, so a new stream rarely moves it).
@@ -206,7 +208,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             // shared by the connection.
             var fields = ResponseHead(streams[stream]?.headReceived == true ? .trailers : .head, maxListSize: Self.maxHeaderListSize)
             do {
-                try decoder.decode(block) { name, value in fields.add(name, value) }
+                try decoder.decode(block) { name, value in fields.add(name, value, cache: &acceptedFields) }
             } catch {
                 throw HTTP2ConnectionError(code: HTTP2Code.compressionError, message: "header block of stream \(stream): \(error)")
             }

@@ -138,7 +138,9 @@ struct ResponseHead {
         self.maxListSize = maxListSize
     }
 
-    mutating func add(_ name: String, _ value: String) {
+    /// Adds one field of the block; `cache` holds the fields of this connection that passed the
+    /// checks lately.
+    mutating func add(_ name: String, _ value: String, cache: inout ResponseFieldCache) {
         guard failure == nil else { return }
         listSize += 32 + name.utf8.count + value.utf8.count
         guard listSize <= maxListSize else {
@@ -161,6 +163,10 @@ struct ResponseHead {
             status = code
             return
         }
+        if let field = cache.field(name: name, value: value) {
+            append(field)
+            return
+        }
         guard let fieldName = HTTPField.Name(name), !name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else {
             failure = LBPoolError(.invalidResponse, "malformed header name '\(name)'")
             return
@@ -169,17 +175,24 @@ struct ResponseHead {
             failure = LBPoolError(.invalidResponse, "connection-specific header '\(name)' in an HTTP/2 response")
             return
         }
-        if name == "content-length" {
-            if let contentLength, contentLength != value {
-                failure = LBPoolError(.invalidResponse, "conflicting content-length values '\(contentLength)' and '\(value)'")
+        let field = HTTPField(name: fieldName, value: value)
+        cache.remember(name: name, value: value, field: field)
+        append(field)
+    }
+
+    /// Adds a field that passed the checks.
+    private mutating func append(_ field: HTTPField) {
+        if field.name == .contentLength {
+            if let contentLength, contentLength != field.value {
+                failure = LBPoolError(.invalidResponse, "conflicting content-length values '\(contentLength)' and '\(field.value)'")
                 return
             }
-            contentLength = value
+            contentLength = field.value
         }
         if kind == .head {
             // One allocation for a typical response's fields rather than one per doubling.
             if fields.isEmpty { fields.reserveCapacity(8) }
-            fields.append(HTTPField(name: fieldName, value: value))
+            fields.append(field)
         }
     }
 
