@@ -101,11 +101,11 @@ h2c_runs=(); pool_h2c_runs=(); pool_one_runs=(); pool_global_runs=()
 for round in $(seq "$runs"); do
   h2load_run h2c http "$port" -c 1 -m 21
   h2c_runs+=("$rps $mean $client_us $server_us")
-  json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json
+  json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id
   pool_h2c_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
-  json_run pool-h2c-one-loop "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --event-loops 1
+  json_run pool-h2c-one-loop "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id --event-loops 1
   pool_one_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
-  json_run pool-h2c-global "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --executor global
+  json_run pool-h2c-global "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id --executor global
   pool_global_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
 done
 read -r h2c_rps h2c_mean h2c_client_us h2c_server_us < <(median "${h2c_runs[@]}")
@@ -120,7 +120,7 @@ tls_runs=(); pool_tls_runs=(); ahc_tls_runs=()
 for round in $(seq "$runs"); do
   h2load_run tls https "$tls_port" -c 1 -m 21
   tls_runs+=("$rps $mean $client_us $server_us")
-  json_run pool-tls "$client" "https://$name:$tls_port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --ca-file "$work/ca.pem" --json
+  json_run pool-tls "$client" "https://$name:$tls_port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --ca-file "$work/ca.pem" --json --no-request-id
   pool_tls_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
   json_run ahc-tls "$bin/AHCLoad" "https://${ips[0]}:$tls_port/" "https://${ips[1]}:$tls_port/" "https://${ips[2]}:$tls_port/" \
     --requests "$requests" --concurrency 63 --ca-file "$work/ca.pem"
@@ -192,6 +192,8 @@ h2load_version=$(h2load --version | head -1)
   echo "The example client's workers run on the pool's event loops (\`LBPool.taskExecutor\`), on"
   echo "SwiftNIO's shared group (one loop per core) unless \`--event-loops\` gives the pool its own;"
   echo "\`--executor global\` leaves them on Swift's global executor, as a plain \`Task\` would."
+  echo "Every client sends the same \`GET /\` with nothing but the pseudo-headers of its own (h2load"
+  echo "adds \`user-agent\`): the example client runs with \`--no-request-id\`."
   echo
   echo "The pool reaches the three backends through one DNS name (dnsmasq); AsyncHTTPClient has no"
   echo "balancing of its own, so its load program sends to the three backend URLs in turn."

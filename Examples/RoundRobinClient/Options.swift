@@ -27,6 +27,8 @@ struct Options {
     var onEventLoops = true
     /// The number of event-loop threads of the pool; `nil`: SwiftNIO's shared group.
     var eventLoops: Int?
+    /// Every request carries a unique `x-request-id`.
+    var requestIDs = true
 
     static let usage = """
         usage: RoundRobinClient URL [--requests N | --duration SECONDS] [--concurrency C]
@@ -35,7 +37,7 @@ struct Options {
                                     [--max-lifetime SECONDS] [--keepalive SECONDS] [--events]
                                     [--max-attempts N] [--no-retry-budget]
                                     [--picker round-robin|random|p2c|least-loaded]
-                                    [--executor event-loop|global] [--event-loops N]
+                                    [--executor event-loop|global] [--event-loops N] [--no-request-id]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -92,6 +94,7 @@ struct Options {
                     throw UsageError(description: "--executor must be event-loop or global, got '\(other)'")
                 }
             case "--event-loops": options.eventLoops = try positiveInt(argument)
+            case "--no-request-id": options.requestIDs = false
             case "--method":
                 let method = try value(argument).uppercased()
                 guard ["GET", "POST", "PUT", "DELETE"].contains(method) else {

@@ -145,10 +145,12 @@ final class LoadRun: Service, Sendable {
         let requestID = HTTPField.Name("x-request-id")!
         while let number = tickets.next() {
             var request = HTTPRequest(method: method, scheme: nil, authority: nil, path: options.path)
-            // Unique per request: kept out of the HPACK dynamic table.
-            var field = HTTPField(name: requestID, value: "\(runID)-\(number)")
-            field.indexingStrategy = .avoid
-            request.headerFields.append(field)
+            if options.requestIDs {
+                // Unique per request: kept out of the HPACK dynamic table.
+                var field = HTTPField(name: requestID, value: "\(runID)-\(number)")
+                field.indexingStrategy = .avoid
+                request.headerFields.append(field)
+            }
             let started = clock.now
             do {
                 let (address, status) = try await pool.execute(request, body: body) { response in

@@ -98,6 +98,40 @@ import Testing
         }
     }
 
+    @Test func pseudoHeadersAreReusedOnlyWhileTheTableIsUnchanged() throws {
+        var encoder = HeaderBlockEncoder()
+        var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+        // The authority sits in the dynamic table: its index moves with every insertion.
+        func head(path: String, extra: String?) -> RequestHead {
+            var request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: path)
+            if let extra { request.headerFields[HTTPField.Name("x-extra")!] = extra }
+            var id = HTTPField(name: HTTPField.Name("x-request-id")!, value: "\(path)-\(extra ?? "")")
+            id.indexingStrategy = .avoid
+            request.headerFields.append(id)
+            return RequestHead(request, scheme: "http", authority: "api.example:8080", bodyLength: nil)
+        }
+        let sequence = [
+            head(path: "/", extra: nil), head(path: "/", extra: nil), head(path: "/", extra: "one"),
+            head(path: "/", extra: nil), head(path: "/", extra: nil), head(path: "/other", extra: nil),
+            head(path: "/", extra: "two"), head(path: "/", extra: "two"), head(path: "/", extra: nil),
+        ]
+        var sizes: [Int] = []
+        for (round, request) in sequence.enumerated() {
+            if round == 7 { encoder.setMaxSize(64) }
+            if round == 7 { decoder.maxDynamicTableLength = 64 }
+            var block = ByteBuffer()
+            encoder.encode(request, into: &block)
+            sizes.append(block.readableBytes)
+            let decoded = try decoder.decodeHeaders(from: &block)
+            var expected: [(String, String)] = []
+            request.forEachField { name, value, _ in expected.append((name, value)) }
+            #expect(decoded.map(\.name) == expected.map(\.0), "round \(round)")
+            #expect(decoded.map(\.value) == expected.map(\.1), "round \(round)")
+        }
+        // The second request repeats the first's pseudo-headers as four indices.
+        #expect(sizes[1] < sizes[0], "\(sizes)")
+    }
+
     @Test func aRepeatedRequestCostsOneByteAFieldOnceItsFieldsAreIndexed() {
         var encoder = HeaderBlockEncoder()
         var request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/api/items")

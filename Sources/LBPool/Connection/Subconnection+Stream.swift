@@ -243,10 +243,20 @@ struct RequestHead: Sendable {
     /// fields, `host` (carried by `:authority`) and a `te` other than `trailers` are left out
     /// (RFC 9113 §8.2.2).
     func forEachField(_ body: (_ name: String, _ value: String, _ indexing: HPACKIndexing) -> Void) {
-        body(":method", method, .indexed)
-        body(":scheme", scheme, .indexed)
-        body(":authority", authority, .indexed)
-        body(":path", path, .indexed)
+        forEachPseudoHeader { name, value in body(name, value, .indexed) }
+        forEachRegularField(body)
+    }
+
+    /// The pseudo-headers, in the order they are sent.
+    func forEachPseudoHeader(_ body: (_ name: String, _ value: String) -> Void) {
+        body(":method", method)
+        body(":scheme", scheme)
+        body(":authority", authority)
+        body(":path", path)
+    }
+
+    /// The fields after the pseudo-headers; see ``forEachField(_:)``.
+    func forEachRegularField(_ body: (_ name: String, _ value: String, _ indexing: HPACKIndexing) -> Void) {
         var hasContentLength = false
         for field in fields {
             let name = field.name.canonicalName

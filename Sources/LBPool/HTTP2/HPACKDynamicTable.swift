@@ -6,6 +6,8 @@ struct HPACKDynamicTable {
     private var firstEntry = 0
     private(set) var size = 0
     private(set) var maxSize: Int
+    /// Changes whenever an entry is added or evicted, that is whenever indices may move.
+    private(set) var generation = 0
 
     init(maxSize: Int) {
         self.maxSize = maxSize
@@ -36,6 +38,7 @@ struct HPACKDynamicTable {
     /// Adds an entry, evicting what it needs; an entry larger than the whole table empties it
     /// and is not added (RFC 7541 §4.4).
     mutating func insert(name: String, value: String) {
+        generation &+= 1
         let entrySize = Self.size(name: name, value: value)
         evict(toFit: entrySize)
         guard entrySize <= maxSize else { return }
@@ -44,6 +47,7 @@ struct HPACKDynamicTable {
     }
 
     mutating func resize(to newSize: Int) {
+        generation &+= 1
         maxSize = newSize
         evict(toFit: 0)
     }

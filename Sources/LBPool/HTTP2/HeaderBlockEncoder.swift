@@ -25,6 +25,10 @@ struct HeaderBlockEncoder {
     /// Size updates owed at the start of the next block: the smallest since the last block, and
     /// the final one (RFC 7541 §4.2).
     private var pendingUpdate: (smallest: Int, final: Int)?
+    /// The pseudo-headers of the last request whose pseudo-headers were all found in the
+    /// tables, with their bytes: while the dynamic table does not change, the same values
+    /// encode to the same indices.
+    private var lastPseudoHeaders: (method: String, scheme: String, authority: String, path: String, tableGeneration: Int, bytes: [UInt8])?
 
     /// The server's SETTINGS_HEADER_TABLE_SIZE: the table may be at most this large.
     mutating func setMaxSize(_ allowed: Int) {
@@ -41,8 +45,26 @@ struct HeaderBlockEncoder {
             buffer.writeHPACKInteger(update.final, prefix: 5, flags: 0x20)
             pendingUpdate = nil
         }
-        head.forEachField { name, value, indexing in
+        encodePseudoHeaders(head, into: &buffer)
+        head.forEachRegularField { name, value, indexing in
             append(name: name, value: value, indexing: indexing, into: &buffer)
+        }
+    }
+
+    private mutating func encodePseudoHeaders(_ head: RequestHead, into buffer: inout ByteBuffer) {
+        if let last = lastPseudoHeaders, last.tableGeneration == table.generation, last.method == head.method,
+           last.path == head.path, last.authority == head.authority, last.scheme == head.scheme {
+            buffer.writeBytes(last.bytes)
+            return
+        }
+        let start = buffer.writerIndex
+        let generation = table.generation
+        head.forEachPseudoHeader { name, value in append(name: name, value: value, indexing: .indexed, into: &buffer) }
+        // Kept only when nothing was added to the table: then the bytes are indices alone.
+        if table.generation == generation, let bytes = buffer.getBytes(at: start, length: buffer.writerIndex - start) {
+            lastPseudoHeaders = (head.method, head.scheme, head.authority, head.path, generation, bytes)
+        } else {
+            lastPseudoHeaders = nil
         }
     }
 
