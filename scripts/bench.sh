@@ -10,7 +10,7 @@ bin="$2"
 requests="${BENCH_REQUESTS:-100000}"
 # Each load row is run this many times, interleaved with its reference, and the run with the
 # median requests/s is reported: two cores shared by client and server make single runs noisy.
-runs="${BENCH_RUNS:-3}"
+runs="${BENCH_RUNS:-5}"
 name="api.bench.svc.cluster.local"
 scale_name="api.scale.svc.cluster.local"
 root="$(cd "$(dirname "$0")/.." && pwd)"
