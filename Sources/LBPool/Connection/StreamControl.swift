@@ -6,10 +6,11 @@ struct StreamControl: Sendable {
     let streamID: HTTP2StreamNumber
     let handler: NIOLoopBound<ConnectionHandler>
 
-    /// Ends the stream with RST_STREAM(CANCEL) if it is still open.
+    /// Ends the stream with RST_STREAM(CANCEL) if it is still open. Always queued, never run in
+    /// place: a cancellation handler may call this from any code on the loop.
     func reset() {
         let handler = handler, streamID = streamID
-        onLoop { handler.value.resetStream(streamID) }
+        handler.eventLoop.execute { handler.value.resetStream(streamID) }
     }
 
     /// The reader consumed `bytes` of the body: the server may send that much more.
