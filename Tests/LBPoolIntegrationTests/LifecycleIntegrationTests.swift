@@ -179,7 +179,7 @@ import Testing
                 Issue.record("expected GOAWAY, got \(reason)")
                 return
             }
-            #expect(code == 0)
+            #expect(code == .noError)
             #expect(bytesWhenSignalled < 2 << 20)
             // The caller resumes with a new request, which goes to another address.
             let next = try await pool.execute(get(id: "after-closing"))

@@ -316,7 +316,7 @@ import Testing
                 while let chunk = try await iterator.next() { rest += String(buffer: chunk) }
                 return (reason, rest)
             }
-            #expect(reason == .goAway(errorCode: UInt32(HTTP2ErrorCode.enhanceYourCalm.networkCode), lastStreamID: 1, debugData: ""))
+            #expect(reason == .goAway(errorCode: .enhanceYourCalm, lastStreamID: 1, debugData: ""))
             #expect(rest == "second part", "the stream outlived its closing signal")
             serverTask.cancel()
             await server.close()

@@ -58,11 +58,11 @@ import Testing
         var machine = BalancerStateMachine(minConnections: 1)
         let id = dials(machine.addressesResolved([a]))[0].1
         _ = machine.subconnection(id, address: a, reported: .ready)
-        let actions = machine.subconnection(id, address: a, reported: .draining(.goAway(errorCode: 0, lastStreamID: 7, debugData: "")))
+        let actions = machine.subconnection(id, address: a, reported: .draining(.goAway(errorCode: .noError, lastStreamID: 7, debugData: "")))
         #expect(dials(actions).map(\.0) == [a])
         #expect(actions.last == .publish)
         // Its close afterwards needs no further dial.
-        #expect(dials(machine.subconnection(id, address: a, reported: .closed(.goAway(errorCode: 0, lastStreamID: 7, debugData: ""), wasReady: true))).isEmpty)
+        #expect(dials(machine.subconnection(id, address: a, reported: .closed(.goAway(errorCode: .noError, lastStreamID: 7, debugData: ""), wasReady: true))).isEmpty)
     }
 
     @Test func connectFailureWaitsForBackoffInsteadOfRedialling() {
@@ -159,7 +159,7 @@ import Testing
         var (machine, ids) = readyMachine()
         let replacement = dials(machine.rotationDue(ids[0], address: a))
         #expect(replacement.count == 1)
-        let goAway = machine.subconnection(ids[0], address: a, reported: .draining(.goAway(errorCode: 0, lastStreamID: 1, debugData: "")))
+        let goAway = machine.subconnection(ids[0], address: a, reported: .draining(.goAway(errorCode: .noError, lastStreamID: 1, debugData: "")))
         #expect(dials(goAway).isEmpty, "the replacement is already connecting")
         #expect(goAway == [.publish])
         // The replacement then has nothing left to drain.
@@ -169,7 +169,7 @@ import Testing
 
     @Test func rotationOfANonReadySubconnectionIsIgnored() {
         var (machine, ids) = readyMachine()
-        _ = machine.subconnection(ids[0], address: a, reported: .draining(.goAway(errorCode: 0, lastStreamID: 1, debugData: "")))
+        _ = machine.subconnection(ids[0], address: a, reported: .draining(.goAway(errorCode: .noError, lastStreamID: 1, debugData: "")))
         #expect(machine.rotationDue(ids[0], address: a).isEmpty)
         #expect(machine.rotationDue(SubconnectionID(999), address: a).isEmpty)
         _ = machine.shutDown()

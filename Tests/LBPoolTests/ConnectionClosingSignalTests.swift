@@ -7,13 +7,13 @@ import Testing
         #expect(signal.reason == nil)
         try await withThrowingTaskGroup(of: ConnectionCloseReason.self) { group in
             for _ in 0..<5 { group.addTask { try await signal.wait() } }
-            signal.fire(.goAway(errorCode: 0, lastStreamID: 9, debugData: "bye"))
+            signal.fire(.goAway(errorCode: .noError, lastStreamID: 9, debugData: "bye"))
             signal.fire(.poolShutdown)
             for try await reason in group {
-                #expect(reason == .goAway(errorCode: 0, lastStreamID: 9, debugData: "bye"))
+                #expect(reason == .goAway(errorCode: .noError, lastStreamID: 9, debugData: "bye"))
             }
         }
-        #expect(try await signal.wait() == .goAway(errorCode: 0, lastStreamID: 9, debugData: "bye"))
+        #expect(try await signal.wait() == .goAway(errorCode: .noError, lastStreamID: 9, debugData: "bye"))
     }
 
     @Test func isASequenceOfOneElement() async throws {

@@ -104,14 +104,14 @@ import Testing
         #expect(settings.map(\.identifier) == [HTTP2SettingID.maxConcurrentStreams, HTTP2SettingID.initialWindowSize])
         #expect(settings.map(\.value) == [100, 65_536])
         guard case .settingsAck = frames[1] else { Issue.record("\(frames[1])"); return }
-        guard case .goAway(9, 0, let debug) = frames[2] else { Issue.record("\(frames[2])"); return }
+        guard case .goAway(9, .noError, let debug) = frames[2] else { Issue.record("\(frames[2])"); return }
         #expect(String(buffer: debug) == "bye")
         guard case .windowUpdate(7, 256) = frames[3] else { Issue.record("\(frames[3])"); return }
         guard case .rstStream(7, HTTP2Code.refusedStream) = frames[4] else { Issue.record("\(frames[4])"); return }
     }
 
     @Test func malformedFramesAreConnectionErrorsNamingTheProblem() {
-        let cases: [(ByteBuffer, UInt32, String)] = [
+        let cases: [(ByteBuffer, HTTP2Code, String)] = [
             (frame(type: HTTP2FrameType.ping, stream: 0, [1, 2, 3]), HTTP2Code.frameSizeError, "PING of 3 bytes"),
             (frame(type: HTTP2FrameType.ping, stream: 1, [0, 0, 0, 0, 0, 0, 0, 0]), HTTP2Code.protocolError, "PING on stream 1"),
             (frame(type: HTTP2FrameType.settings, stream: 0, [0, 3, 0]), HTTP2Code.frameSizeError, "not a multiple of 6"),

@@ -5,37 +5,37 @@ import Testing
 @Suite struct StreamCapTests {
     @Test func twoGoAwaysInARowAtTheSameIDTeachTheCap() {
         var estimate = StreamCapEstimate()
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 99)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 99)
         #expect(estimate.cap == nil, "one GOAWAY may be a shutdown")
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 99)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 99)
         #expect(estimate.cap == 50)
     }
 
     @Test func differentIDsErrorsAndTinyCapsTeachNothing() {
         var estimate = StreamCapEstimate()
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 99)
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 101)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 99)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 101)
         #expect(estimate.cap == nil)
-        estimate.goAwayReceived(errorCode: 2, lastStreamID: 101)
+        estimate.goAwayReceived(errorCode: .internalError, lastStreamID: 101)
         #expect(estimate.cap == nil, "GOAWAY with an error is no cap")
         var tiny = StreamCapEstimate()
-        tiny.goAwayReceived(errorCode: 0, lastStreamID: 5)
-        tiny.goAwayReceived(errorCode: 0, lastStreamID: 5)
+        tiny.goAwayReceived(errorCode: .noError, lastStreamID: 5)
+        tiny.goAwayReceived(errorCode: .noError, lastStreamID: 5)
         #expect(tiny.cap == nil)
         var shutdown = StreamCapEstimate()
-        shutdown.goAwayReceived(errorCode: 0, lastStreamID: Int(Int32.max))
-        shutdown.goAwayReceived(errorCode: 0, lastStreamID: Int(Int32.max))
+        shutdown.goAwayReceived(errorCode: .noError, lastStreamID: Int(Int32.max))
+        shutdown.goAwayReceived(errorCode: .noError, lastStreamID: Int(Int32.max))
         #expect(shutdown.cap == nil, "the first GOAWAY of a graceful shutdown")
     }
 
     @Test func aChangedLimitIsForgottenThenLearnedAgain() {
         var estimate = StreamCapEstimate()
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 39)
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 39)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 39)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 39)
         #expect(estimate.cap == 20)
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 19)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 19)
         #expect(estimate.cap == nil)
-        estimate.goAwayReceived(errorCode: 0, lastStreamID: 19)
+        estimate.goAwayReceived(errorCode: .noError, lastStreamID: 19)
         #expect(estimate.cap == 10)
     }
 

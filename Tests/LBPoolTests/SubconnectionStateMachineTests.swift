@@ -18,8 +18,8 @@ import Testing
         _ = machine.settingsReceived(maxConcurrentStreams: nil)
         machine.streamOpened()
         machine.streamOpened()
-        let reason = ConnectionCloseReason.goAway(errorCode: 0, lastStreamID: 3, debugData: "")
-        #expect(machine.goAwayReceived(lastStreamID: 3, errorCode: 0, debugData: "") == Actions(notifyDraining: reason))
+        let reason = ConnectionCloseReason.goAway(errorCode: .noError, lastStreamID: 3, debugData: "")
+        #expect(machine.goAwayReceived(lastStreamID: 3, errorCode: .noError, debugData: "") == Actions(notifyDraining: reason))
         #expect(machine.streamClosed() == .none)
         #expect(machine.streamClosed() == Actions(closeChannel: true))
         #expect(machine.channelClosed(error: nil) == Actions(notifyClosed: reason))
@@ -29,14 +29,14 @@ import Testing
     @Test func idleGoAwayClosesAtOnce() {
         var machine = SubconnectionStateMachine()
         _ = machine.settingsReceived(maxConcurrentStreams: nil)
-        let actions = machine.goAwayReceived(lastStreamID: 0, errorCode: 0, debugData: "bye")
+        let actions = machine.goAwayReceived(lastStreamID: 0, errorCode: .noError, debugData: "bye")
         #expect(actions.closeChannel)
-        #expect(actions.notifyDraining == .goAway(errorCode: 0, lastStreamID: 0, debugData: "bye"))
+        #expect(actions.notifyDraining == .goAway(errorCode: .noError, lastStreamID: 0, debugData: "bye"))
     }
 
     @Test func goAwayWhileConnectingNeverBecomesReady() {
         var machine = SubconnectionStateMachine()
-        let actions = machine.goAwayReceived(lastStreamID: 0, errorCode: 11, debugData: "")
+        let actions = machine.goAwayReceived(lastStreamID: 0, errorCode: .enhanceYourCalm, debugData: "")
         #expect(actions.notifyDraining != nil)
         #expect(machine.settingsReceived(maxConcurrentStreams: 10) == .none)
         if case .draining = machine.state {} else { Issue.record("expected draining, got \(machine.state)") }
@@ -46,8 +46,8 @@ import Testing
         var machine = SubconnectionStateMachine()
         _ = machine.settingsReceived(maxConcurrentStreams: nil)
         machine.streamOpened()
-        _ = machine.goAwayReceived(lastStreamID: 2_147_483_647, errorCode: 0, debugData: "")
-        #expect(machine.goAwayReceived(lastStreamID: 5, errorCode: 0, debugData: "") == .none)
+        _ = machine.goAwayReceived(lastStreamID: 2_147_483_647, errorCode: .noError, debugData: "")
+        #expect(machine.goAwayReceived(lastStreamID: 5, errorCode: .noError, debugData: "") == .none)
         #expect(machine.goAwayLastStreamID == 5)
     }
 

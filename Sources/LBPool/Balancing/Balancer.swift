@@ -229,7 +229,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         case .draining(.goAway(let code, let lastStreamID, _)):
             logger.info("GOAWAY: draining", metadata: [
                 "address": "\(address)", "subconnection": "\(id)",
-                "code": "\(HTTP2ErrorCodeName(code))", "last_stream_id": "\(lastStreamID)",
+                "code": "\(code)", "last_stream_id": "\(lastStreamID)",
             ])
             metrics.goAway(code: code)
             refreshRequests.request()
@@ -250,7 +250,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         if case .closed = event { applyActiveHealth(address) { $0.closed(id, at: address) } }
     }
 
-    private func learnStreamCap(_ address: ResolvedAddress, errorCode: UInt32, lastStreamID: Int) {
+    private func learnStreamCap(_ address: ResolvedAddress, errorCode: HTTP2Code, lastStreamID: Int) {
         let (before, after) = state.withLock { state in
             var estimate = state.streamCaps[address] ?? StreamCapEstimate()
             let before = estimate.cap

@@ -16,9 +16,9 @@ struct StreamCapEstimate: Sendable, Equatable {
     private(set) var cap: Int?
 
     /// A connection to the address received GOAWAY with `errorCode` and `lastStreamID`.
-    mutating func goAwayReceived(errorCode: UInt32, lastStreamID: Int) {
+    mutating func goAwayReceived(errorCode: HTTP2Code, lastStreamID: Int) {
         // Client streams have odd ids: stream n is 2n - 1.
-        guard errorCode == 0, lastStreamID > 0, lastStreamID < Int(Int32.max) else { return }
+        guard errorCode == .noError, lastStreamID > 0, lastStreamID < Int(Int32.max) else { return }
         let streams = (lastStreamID + 1) / 2
         guard streams >= Self.smallestLearned else {
             lastSeen = nil

@@ -1,7 +1,7 @@
 /// Why a connection stopped taking new requests.
 public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     /// The server sent GOAWAY.
-    case goAway(errorCode: UInt32, lastStreamID: Int, debugData: String)
+    case goAway(errorCode: HTTP2Code, lastStreamID: Int, debugData: String)
     /// The connection reached its maximum lifetime and was replaced.
     case lifetimeExpired
     /// Its address left the resolved set.
@@ -19,7 +19,7 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .goAway(let code, let lastStreamID, let debugData):
-            let name = HTTP2ErrorCodeName(code).description
+            let name = code.description
             return "GOAWAY \(name) last-stream-id \(lastStreamID)" + (debugData.isEmpty ? "" : " (\(debugData))")
         case .lifetimeExpired: return "maximum connection lifetime reached"
         case .addressRemoved: return "address removed from DNS"

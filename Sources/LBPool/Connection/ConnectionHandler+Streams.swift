@@ -123,7 +123,7 @@ extension ConnectionHandler {
     }
 
     /// Sends RST_STREAM with `code` and fails what has not arrived with `error`.
-    func resetStream(_ id: HTTP2StreamNumber, code: UInt32, error: any Error) {
+    func resetStream(_ id: HTTP2StreamNumber, code: HTTP2Code, error: any Error) {
         guard streams[id] != nil else { return }
         output.writeHTTP2RstStream(stream: id, code: code)
         scheduleFlush()

@@ -281,17 +281,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         return true
     }
 
-    private func goAwayRead(lastStreamID: HTTP2StreamNumber, code: UInt32, debugData: String) {
+    private func goAwayRead(lastStreamID: HTTP2StreamNumber, code: HTTP2Code, debugData: String) {
         let last = Int(lastStreamID)
         shared.goAwayLastStreamID.store(min(last, shared.goAwayLastStreamID.load(ordering: .relaxed)), ordering: .relaxed)
         if code != HTTP2Code.noError {
             logger.warning("GOAWAY with error", metadata: [
-                "address": "\(address)", "subconnection": "\(id)", "code": "\(HTTP2ErrorCodeName(code))",
+                "address": "\(address)", "subconnection": "\(id)", "code": "\(code)",
                 "last_stream_id": "\(last)", "debug_data": "\(debugData)",
             ])
         }
         logger.debug("GOAWAY received", metadata: [
-            "address": "\(address)", "subconnection": "\(id)", "code": "\(HTTP2ErrorCodeName(code))",
+            "address": "\(address)", "subconnection": "\(id)", "code": "\(code)",
             "last_stream_id": "\(last)", "open_streams": "\(machine.openStreams)",
         ])
         // Streams above the last one the server processes were never seen: they fail as refused

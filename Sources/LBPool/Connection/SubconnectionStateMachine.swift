@@ -44,7 +44,7 @@ struct SubconnectionStateMachine: Sendable {
 
     /// A GOAWAY arrived. The first one starts draining; a later one may only lower the
     /// last-stream-id (the connection handler treats a raise as a protocol error before this).
-    mutating func goAwayReceived(lastStreamID: Int, errorCode: UInt32, debugData: String) -> Actions {
+    mutating func goAwayReceived(lastStreamID: Int, errorCode: HTTP2Code, debugData: String) -> Actions {
         goAwayLastStreamID = min(goAwayLastStreamID ?? .max, lastStreamID)
         return startDraining(.goAway(errorCode: errorCode, lastStreamID: lastStreamID, debugData: debugData))
     }

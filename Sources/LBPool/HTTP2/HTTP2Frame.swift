@@ -3,18 +3,6 @@ import NIOCore
 /// An HTTP/2 stream identifier (RFC 9113 §5.1.1): 31 bits; 0 is the connection itself.
 typealias HTTP2StreamNumber = UInt32
 
-/// HTTP/2 error codes (RFC 9113 §7) that the client sends or acts on.
-enum HTTP2Code {
-    static let noError: UInt32 = 0x0
-    static let protocolError: UInt32 = 0x1
-    static let flowControlError: UInt32 = 0x3
-    static let streamClosed: UInt32 = 0x5
-    static let frameSizeError: UInt32 = 0x6
-    static let refusedStream: UInt32 = 0x7
-    static let cancel: UInt32 = 0x8
-    static let compressionError: UInt32 = 0x9
-}
-
 /// A frame as the client reads it, after CONTINUATION frames were joined to their HEADERS and
 /// padding was removed. Frames of types the client has no use for are not reported.
 enum HTTP2InboundFrame {
@@ -22,32 +10,32 @@ enum HTTP2InboundFrame {
     case data(stream: HTTP2StreamNumber, data: ByteBuffer, endStream: Bool, flowControlledLength: Int)
     /// A whole header block, still HPACK-encoded.
     case headers(stream: HTTP2StreamNumber, block: ByteBuffer, endStream: Bool)
-    case rstStream(stream: HTTP2StreamNumber, code: UInt32)
+    case rstStream(stream: HTTP2StreamNumber, code: HTTP2Code)
     case settings([(identifier: UInt16, value: UInt32)])
     case settingsAck
     case ping(opaque: UInt64, ack: Bool)
-    case goAway(lastStreamID: HTTP2StreamNumber, code: UInt32, debugData: ByteBuffer)
+    case goAway(lastStreamID: HTTP2StreamNumber, code: HTTP2Code, debugData: ByteBuffer)
     case windowUpdate(stream: HTTP2StreamNumber, increment: UInt32)
 }
 
 /// A violation of HTTP/2 that ends the whole connection (RFC 9113 §5.4.1): the client sends
 /// GOAWAY with `code` and closes.
 struct HTTP2ConnectionError: Error, CustomStringConvertible {
-    var code: UInt32
+    var code: HTTP2Code
     var message: String
 
-    var description: String { "HTTP/2 \(HTTP2ErrorCodeName(code)): \(message)" }
+    var description: String { "HTTP/2 \(code): \(message)" }
 }
 
 /// A stream ended by RST_STREAM, from the server or from the client's own protocol checks.
 struct HTTP2StreamReset: Error, CustomStringConvertible {
     var stream: HTTP2StreamNumber
-    var code: UInt32
+    var code: HTTP2Code
     /// Whether the server sent it.
     var byServer: Bool
 
     var description: String {
-        "stream \(stream) reset by \(byServer ? "the server" : "the client") with \(HTTP2ErrorCodeName(code))"
+        "stream \(stream) reset by \(byServer ? "the server" : "the client") with \(code)"
     }
 }
 

@@ -99,7 +99,7 @@ struct HTTP2FrameParser {
             guard payload.readableBytes == 4, let code = payload.readInteger(as: UInt32.self) else {
                 throw HTTP2ConnectionError(code: HTTP2Code.frameSizeError, message: "RST_STREAM of \(payload.readableBytes) bytes")
             }
-            return .rstStream(stream: stream, code: code)
+            return .rstStream(stream: stream, code: HTTP2Code(code))
         case HTTP2FrameType.settings:
             try requireConnection(stream, "SETTINGS")
             if flags & HTTP2FrameType.ack != 0 {
@@ -131,7 +131,7 @@ struct HTTP2FrameParser {
             guard payload.readableBytes >= 8, let last = payload.readInteger(as: UInt32.self), let code = payload.readInteger(as: UInt32.self) else {
                 throw HTTP2ConnectionError(code: HTTP2Code.frameSizeError, message: "GOAWAY of \(payload.readableBytes) bytes")
             }
-            return .goAway(lastStreamID: last & 0x7FFF_FFFF, code: code, debugData: payload)
+            return .goAway(lastStreamID: last & 0x7FFF_FFFF, code: HTTP2Code(code), debugData: payload)
         case HTTP2FrameType.windowUpdate:
             guard payload.readableBytes == 4, let increment = payload.readInteger(as: UInt32.self) else {
                 throw HTTP2ConnectionError(code: HTTP2Code.frameSizeError, message: "WINDOW_UPDATE of \(payload.readableBytes) bytes")

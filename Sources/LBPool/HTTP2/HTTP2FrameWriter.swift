@@ -28,9 +28,9 @@ extension ByteBuffer {
         writeInteger(UInt32(increment))
     }
 
-    mutating func writeHTTP2RstStream(stream: HTTP2StreamNumber, code: UInt32) {
+    mutating func writeHTTP2RstStream(stream: HTTP2StreamNumber, code: HTTP2Code) {
         writeHTTP2FrameHeader(length: 4, type: HTTP2FrameType.rstStream, flags: 0, stream: stream)
-        writeInteger(code)
+        writeInteger(code.rawValue)
     }
 
     mutating func writeHTTP2Ping(opaque: UInt64, ack: Bool) {
@@ -38,11 +38,11 @@ extension ByteBuffer {
         writeInteger(opaque)
     }
 
-    mutating func writeHTTP2GoAway(lastStreamID: HTTP2StreamNumber, code: UInt32, debugData: String) {
+    mutating func writeHTTP2GoAway(lastStreamID: HTTP2StreamNumber, code: HTTP2Code, debugData: String) {
         let debug = debugData.utf8.prefix(256)
         writeHTTP2FrameHeader(length: 8 + debug.count, type: HTTP2FrameType.goAway, flags: 0, stream: 0)
         writeInteger(lastStreamID)
-        writeInteger(code)
+        writeInteger(code.rawValue)
         writeBytes(debug)
     }
 

@@ -97,7 +97,7 @@ struct HTTP2SendWindows {
 
     /// WINDOW_UPDATE on a stream: returns the code to reset the stream with when the update
     /// is invalid (RFC 9113 §6.9).
-    mutating func streamWindowUpdate(_ increment: Int, on id: HTTP2StreamNumber) -> UInt32? {
+    mutating func streamWindowUpdate(_ increment: Int, on id: HTTP2StreamNumber) -> HTTP2Code? {
         guard var stream = streams[id] else { return nil }
         guard increment > 0 else { return HTTP2Code.protocolError }
         guard stream.window + increment <= http2MaxWindow else { return HTTP2Code.flowControlError }

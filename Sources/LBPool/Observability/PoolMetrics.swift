@@ -53,8 +53,8 @@ final class PoolMetrics: Sendable {
         pendingRequests = Meter(label: "lbpool_pending_requests", factory: factory)
     }
 
-    func goAway(code: UInt32) {
-        let name = String(describing: HTTP2ErrorCodeName(code))
+    func goAway(code: HTTP2Code) {
+        let name = code.description
         Counter(label: "lbpool_goaways_total", dimensions: [("code", name)], factory: factory).increment()
     }
 
@@ -78,18 +78,5 @@ final class PoolMetrics: Sendable {
         }
         for gauge in destroyed { gauge.destroy() }
         for (gauge, value) in update { gauge.record(value) }
-    }
-}
-
-/// The RFC 9113 name of an HTTP/2 error code, for metric dimensions.
-struct HTTP2ErrorCodeName: CustomStringConvertible {
-    let code: UInt32
-    init(_ code: UInt32) { self.code = code }
-
-    var description: String {
-        let names = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
-                     "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",
-                     "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"]
-        return code < names.count ? names[Int(code)] : "0x" + String(code, radix: 16)
     }
 }
