@@ -146,3 +146,64 @@ import Testing
         #expect(Array(read.readableBytesView) == block)
     }
 }
+
+/// What the parser keeps between reads, and its limits.
+@Suite struct HTTP2FrameParserBufferingTests {
+    @Test func aFrameCutByReadsIsTheOnlyCopyAndWholeFramesShareTheReadStorage() throws {
+        var parser = HTTP2FrameParser()
+        // Two reads: a whole DATA frame and the first half of the next, then the rest.
+        var first = ByteBuffer()
+        first.writeHTTP2FrameHeader(length: 4, type: HTTP2FrameType.data, flags: 0, stream: 1)
+        first.writeString("abcd")
+        first.writeHTTP2FrameHeader(length: 6, type: HTTP2FrameType.data, flags: 0, stream: 1)
+        first.writeString("efg")
+        var second = ByteBuffer()
+        second.writeString("hij")
+        second.writeHTTP2FrameHeader(length: 2, type: HTTP2FrameType.data, flags: 0, stream: 1)
+        second.writeString("kl")
+        parser.append(first)
+        guard case .data(1, let whole, false, 4) = try parser.next() else { Issue.record("first frame"); return }
+        #expect(String(buffer: whole) == "abcd")
+        #expect(whole.withUnsafeReadableBytes { $0.baseAddress } == first.withUnsafeReadableBytes { $0.baseAddress.map { $0 + 9 } },
+                "a whole frame's payload is a slice of the read, not a copy")
+        #expect(try parser.next() == nil)
+        parser.append(second)
+        guard case .data(1, let joined, false, 6) = try parser.next() else { Issue.record("joined frame"); return }
+        #expect(String(buffer: joined) == "efghij")
+        guard case .data(1, let last, false, 2) = try parser.next() else { Issue.record("last frame"); return }
+        #expect(String(buffer: last) == "kl")
+        #expect(last.withUnsafeReadableBytes { $0.baseAddress } == second.withUnsafeReadableBytes { $0.baseAddress.map { $0 + 12 } },
+                "after a joined frame, the rest of the read is sliced again")
+        #expect(try parser.next() == nil)
+    }
+
+    @Test func aHeaderBlockInMoreContinuationFramesThanTheCapIsAFlood() {
+        var parser = HTTP2FrameParser(maxContinuationFrames: 4)
+        var bytes = ByteBuffer()
+        bytes.writeHTTP2FrameHeader(length: 1, type: HTTP2FrameType.headers, flags: 0, stream: 1)
+        bytes.writeInteger(UInt8(0x88))
+        for _ in 0..<5 { bytes.writeHTTP2FrameHeader(length: 0, type: HTTP2FrameType.continuation, flags: 0, stream: 1) }
+        parser.append(bytes)
+        #expect(throws: HTTP2ConnectionError.self) { while try parser.next() != nil {} }
+        do {
+            var again = HTTP2FrameParser(maxContinuationFrames: 4)
+            again.append(bytes)
+            while try again.next() != nil {}
+        } catch {
+            #expect(error.code == .enhanceYourCalm)
+            #expect(error.message.contains("more than 4 CONTINUATION frames"), "\(error)")
+        }
+    }
+
+    @Test func droppedFramesAreCounted() throws {
+        var parser = HTTP2FrameParser()
+        var bytes = ByteBuffer()
+        bytes.writeHTTP2FrameHeader(length: 5, type: HTTP2FrameType.priority, flags: 0, stream: 1)
+        bytes.writeRepeatingByte(0, count: 5)
+        bytes.writeHTTP2FrameHeader(length: 0, type: 0xF0, flags: 0, stream: 0)
+        parser.append(bytes)
+        #expect(try parser.next() == nil)
+        #expect(parser.takeIgnoredFrames() == 2)
+        #expect(parser.takeIgnoredFrames() == 0)
+    }
+}
