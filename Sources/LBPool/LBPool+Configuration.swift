@@ -123,6 +123,38 @@ extension LBPool {
                 self.permitWithoutStreams = permitWithoutStreams
             }
         }
+        /// What a server may make a connection spend before the client closes it with GOAWAY
+        /// (RFC 9113 §10.5). Default: ``HTTP2Limits/init()``'s values.
+        public var http2Limits = HTTP2Limits()
+
+        /// Limits on what one HTTP/2 server may make the client do. A server past one is closed
+        /// with GOAWAY (`ENHANCE_YOUR_CALM`, or `PROTOCOL_ERROR` for a broken rule), reported
+        /// as ``ConnectionCloseReason/protocolViolation(_:_:)`` in events, logged at warning,
+        /// counted in `lbpool_protocol_violations_total`, and counted as a failure of its address
+        /// by outlier detection.
+        public struct HTTP2Limits: Sendable, Hashable {
+            /// The largest decoded response header list, in bytes as HTTP/2 counts them (each
+            /// field's name and value plus 32), sent as SETTINGS_MAX_HEADER_LIST_SIZE; a larger
+            /// response is malformed. Default: 65 536.
+            public var maxHeaderListSize = 64 * 1024
+            /// CONTINUATION frames one header block may use, empty ones included (the 2024
+            /// CONTINUATION flood). Default: 32.
+            public var maxContinuationFrames = 32
+            /// "Glitches" tolerated at once: frames harmless alone but costly in numbers (PING
+            /// and SETTINGS to answer, PRIORITY, unknown types, empty DATA and CONTINUATION,
+            /// DATA or HEADERS on closed streams, PING acknowledgements never asked for).
+            /// Default: 1000.
+            public var glitchBurst = 1000
+            /// Glitches given back per second, up to ``glitchBurst``. Default: 100.
+            public var glitchesPerSecond = 100
+            /// PING, SETTINGS and RST_STREAM answers the client may owe while the server reads
+            /// nothing (the client stops reading from a server that does not read its answers,
+            /// and closes past this). Default: 10 000.
+            public var maxOwedControlFrames = 10_000
+
+            public init() {}
+        }
+
         /// Retries of requests that may have reached a server. Default: ``RetryPolicy/init()``
         /// (3 attempts, statuses 502/503/504 and transport failures, idempotent requests only,
         /// full-jitter backoff 25 ms…1 s).
@@ -202,6 +234,21 @@ extension LBPool {
                     throw .init(setting: "healthCheck.thresholds", value: "\(healthCheck.healthyThreshold)/\(healthCheck.unhealthyThreshold)",
                                 reason: "must be at least 1")
                 }
+            }
+            guard http2Limits.maxHeaderListSize >= 1024, http2Limits.maxHeaderListSize <= Int(UInt32.max) else {
+                throw .init(setting: "http2Limits.maxHeaderListSize", value: "\(http2Limits.maxHeaderListSize)", reason: "must be in 1024...4294967295")
+            }
+            guard http2Limits.maxContinuationFrames >= 1 else {
+                throw .init(setting: "http2Limits.maxContinuationFrames", value: "\(http2Limits.maxContinuationFrames)", reason: "must be at least 1")
+            }
+            guard http2Limits.glitchBurst >= 1 else {
+                throw .init(setting: "http2Limits.glitchBurst", value: "\(http2Limits.glitchBurst)", reason: "must be at least 1")
+            }
+            guard (0...1_000_000).contains(http2Limits.glitchesPerSecond) else {
+                throw .init(setting: "http2Limits.glitchesPerSecond", value: "\(http2Limits.glitchesPerSecond)", reason: "must be in 0...1000000")
+            }
+            guard http2Limits.maxOwedControlFrames >= 1 else {
+                throw .init(setting: "http2Limits.maxOwedControlFrames", value: "\(http2Limits.maxOwedControlFrames)", reason: "must be at least 1")
             }
             try retryPolicy.validate()
             try reconnectBackoff.validate()

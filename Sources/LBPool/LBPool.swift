@@ -99,6 +99,12 @@ public final class LBPool: Service, Sendable {
             connectTimeout: configuration.connectTimeout,
             drainTimeout: configuration.drainTimeout,
             keepalive: configuration.keepalive,
+            limits: HTTP2ClientLimits(
+                maxHeaderListSize: configuration.http2Limits.maxHeaderListSize,
+                maxContinuationFrames: configuration.http2Limits.maxContinuationFrames,
+                glitchBurst: configuration.http2Limits.glitchBurst,
+                glitchesPerSecond: configuration.http2Limits.glitchesPerSecond,
+                maxOwedControlFrames: configuration.http2Limits.maxOwedControlFrames),
             logger: logger
         )
         self.balancer = Balancer(

@@ -115,7 +115,7 @@ import Testing
         try send(channel) { $0.writeHTTP2Settings([]) }
         let response = ResponseStream()
         let head = RequestHead(.init(method: .get, scheme: nil, authority: nil, path: "/"), scheme: "http", authority: "api", bodyLength: nil)
-        #expect(handler.openStream(response, head: head, body: nil, deadline: .now() + .seconds(10)) != nil)
+        #expect(handler.openStream(response, head: head, body: nil, endStream: true, deadline: .now() + .seconds(10)) != nil)
         handler.resetStream(1)
         channel.embeddedEventLoop.run()
         let opened = try written(channel)

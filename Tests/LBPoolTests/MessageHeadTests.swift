@@ -71,9 +71,28 @@ import Testing
             _ = try ResponseHead.parse(fields)
             Issue.record("parsed \(fields)")
         } catch {
-            #expect(error.code == .invalidResponse)
             #expect(error.message.contains(message), "\(error)")
         }
+    }
+
+    static let badValues: [(String, String)] = [
+        ("a\rb", "has a carriage return"), ("a\nb", "has a line feed"), ("a\u{0}b", "has a NUL byte"),
+        (" a", "has leading whitespace"), ("a\t", "has trailing whitespace"),
+    ]
+
+    @Test(arguments: badValues)
+    func aValueWithCRLFNULOrOuterWhitespaceIsMalformedNotCleanedUp(value: String, message: String) {
+        do {
+            let head = try ResponseHead.parse([(":status", "200"), ("x-field", value)])
+            Issue.record("accepted \(head.headerFields)")
+        } catch {
+            #expect(error.message == "value of 'x-field' \(message)", "\(error)")
+        }
+        #expect(!ResponseHead.validTrailers([("x-field", value)]))
+    }
+
+    @Test func status101IsMalformedInHTTP2() {
+        #expect(throws: HTTP2MalformedMessage.self) { try ResponseHead.parse([(":status", "101")]) }
     }
 
     @Test func trailersMayHaveNoPseudoHeadersAndOnlyLowerCaseNames() {
@@ -94,15 +113,15 @@ import Testing
 extension ResponseHead {
     /// The response head of `fields`, in order. Parsed twice, the second time with the field
     /// cache the first filled, which must change nothing.
-    static func parse(_ fields: [(String, String)]) throws(LBPoolError) -> HTTPResponse {
+    static func parse(_ fields: [(String, String)]) throws(HTTP2MalformedMessage) -> HTTPResponse {
         var cache = ResponseFieldCache()
-        let first = Result { () throws(LBPoolError) in try parse(fields, cache: &cache) }
-        let second = Result { () throws(LBPoolError) in try parse(fields, cache: &cache) }
+        let first = Result { () throws(HTTP2MalformedMessage) in try parse(fields, cache: &cache) }
+        let second = Result { () throws(HTTP2MalformedMessage) in try parse(fields, cache: &cache) }
         #expect("\(first)" == "\(second)", "a cached field changed the outcome")
         return try first.get()
     }
 
-    private static func parse(_ fields: [(String, String)], cache: inout ResponseFieldCache) throws(LBPoolError) -> HTTPResponse {
+    private static func parse(_ fields: [(String, String)], cache: inout ResponseFieldCache) throws(HTTP2MalformedMessage) -> HTTPResponse {
         var head = ResponseHead(.head)
         for (name, value) in fields { head.add(name, value, cache: &cache) }
         return try head.response()

@@ -238,6 +238,12 @@ final class Balancer: SubconnectionDelegate, Sendable {
             logger.debug("per-connection stream cap reached: replacing", metadata: [
                 "address": "\(address)", "subconnection": "\(id)", "streams": "\(streams)",
             ])
+        case .draining(.protocolViolation(let code, let message)):
+            logger.warning("the server broke HTTP/2 or a limit: connection closed", metadata: [
+                "address": "\(address)", "subconnection": "\(id)", "code": "\(code)", "error": "\(message)",
+            ])
+            metrics.protocolViolation(code: code)
+            if let counter = healthCounter(address) { recordOutcome(address, counter: counter, success: false) }
         case .draining(.lifetimeExpired):
             logger.debug("rotation: draining after its replacement is ready", metadata: ["address": "\(address)", "subconnection": "\(id)"])
             metrics.rotations.increment()

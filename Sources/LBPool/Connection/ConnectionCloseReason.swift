@@ -15,6 +15,11 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     case streamLimitReached(Int)
     /// The connection failed or was closed by the peer without GOAWAY.
     case connectionError(String)
+    /// The client closed the connection because the server broke HTTP/2 or went past one of
+    /// the limits in ``LBPool/Configuration/HTTP2Limits``: the client's GOAWAY carried `code`,
+    /// and `message` says what the server did. The address counts a failure for outlier
+    /// detection.
+    case protocolViolation(HTTP2Code, String)
 
     public var description: String {
         switch self {
@@ -27,6 +32,7 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
         case .keepaliveTimeout: return "keepalive timeout"
         case .streamLimitReached(let streams): return "the server's \(streams) streams per connection reached"
         case .connectionError(let message): return "connection error: \(message)"
+        case .protocolViolation(let code, let message): return "closed by the client for \(code): \(message)"
         }
     }
 }

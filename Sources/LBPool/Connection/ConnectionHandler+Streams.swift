@@ -2,8 +2,9 @@ import HTTPTypes
 import NIOCore
 
 /// Request streams, carried by the connection handler itself: a request is an entry in
-/// ``ConnectionHandler/streams`` and its ``ResponseStream``, and a few frames in the
-/// connection's output buffer.
+/// ``ConnectionHandler/streams`` (its ``HTTP2StreamStateMachine`` and its ``ResponseStream``),
+/// and a few frames in the connection's output buffer. The state machine judges each frame of
+/// the stream; this file does what its outcomes say.
 ///
 /// ```
 ///  openStream ──HEADERS (+DATA) written──▶ open ──response HEADERS──▶ head delivered ──END_STREAM both ways──▶ closed
@@ -11,49 +12,60 @@ import NIOCore
 ///      └──connection not ready: fails       └──deadline / reset / RST / GOAWAY / connection closed──▶ closed
 /// ```
 extension ConnectionHandler {
-    /// Opens a stream and queues the request head (and an in-memory body) for this tick's
-    /// write. The outcome reaches `response`; returns the stream's control, or `nil` if it could
-    /// not open (then `response` has failed, with the head not sent).
+    /// Opens a stream and queues the request head, and `body` if given, for this tick's write;
+    /// with `endStream` the request ends there, otherwise the caller sends the rest with
+    /// ``sendBody(_:end:on:promise:)`` and ``sendTrailers(_:on:promise:)``. The outcome reaches
+    /// `response`; returns the stream's control, or `nil` if it could not open (then `response`
+    /// has failed, with the head not sent).
     func openStream(
         _ response: ResponseStream,
         head: RequestHead,
-        body: RequestBody.Storage?,
+        body: ByteBuffer?,
+        endStream: Bool,
         deadline: NIODeadline
     ) -> StreamControl? {
         guard let context = channelContext, acceptsStreams else {
-            response.fail(LBPoolError(.connectionFailed, "the connection is going away"))
+            response.fail(ConnectionClosedError("the connection is going away"))
             return nil
+        }
+        if let limit = peerMaxHeaderListSize {
+            let size = head.headerListSize
+            guard size <= limit else {
+                response.fail(HTTP2RequestHeadTooLarge(size: size, limit: limit))
+                return nil
+            }
         }
         let id = nextStreamID
         guard id <= HTTP2StreamNumber(Int32.max) - 2 else {
             // Stream ids exhausted: this connection is done; the balancer replaces it.
             drain(.streamLimitReached(Int(id) / 2))
-            response.fail(LBPoolError(.connectionFailed, "the connection has used every stream id"))
+            response.fail(ConnectionClosedError("the connection has used every stream id"))
             return nil
         }
-        let endStream = body == nil
-        output.writeHTTP2Headers(stream: id, endStream: endStream, maxFrameSize: peerMaxFrameSize) { buffer in
+        let headersEnd = endStream && body == nil
+        output.writeHTTP2Headers(stream: id, endStream: headersEnd, maxFrameSize: peerMaxFrameSize) { buffer in
             encoder.encode(head, into: &buffer)
         }
         nextStreamID = id + 2
         let control = StreamControl(streamID: id, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
         if response.attach(control) {
             // Cancelled meanwhile: the stream was opened on the wire, so it is reset at once.
-            output.writeHTTP2RstStream(stream: id, code: HTTP2Code.cancel)
+            output.writeHTTP2RstStream(stream: id, code: .cancel)
+            rememberReset(id)
             scheduleFlush()
             response.fail(CancellationError())
             return nil
         }
         streamOpened()
         streams[id] = OpenStream(
-            response: response, deadline: deadline, isHeadRequest: head.isHead,
-            localEnded: endStream, receiveWindow: streamWindow)
+            response: response, deadline: deadline,
+            machine: HTTP2StreamStateMachine(endStreamSent: headersEnd, isHeadRequest: head.isHead, receiveWindow: streamWindow))
         headsInOutput.append(id)
         armDeadlineTimer(for: deadline)
-        if !endStream {
+        if !headersEnd {
             sendWindows.open(id)
-            if case .bytes(let buffer) = body {
-                _ = sendWindows.enqueue(.init(data: buffer, endStream: true, promise: nil), on: id)
+            if let body {
+                _ = sendWindows.enqueue(.init(data: body, endStream: endStream, promise: nil), on: id)
                 sendPendingData()
             }
         }
@@ -77,57 +89,78 @@ extension ConnectionHandler {
 
     /// Queues a chunk of a streamed request body; `promise` completes once it is written.
     func sendBody(_ chunk: ByteBuffer, end: Bool, on id: HTTP2StreamNumber, promise: EventLoopPromise<Void>) {
-        guard streams[id] != nil, sendWindows.enqueue(.init(data: chunk, endStream: end, promise: promise), on: id) else {
-            promise.fail(LBPoolError(.connectionFailed, "stream closed before the request body was sent"))
+        queueBody(.init(data: chunk, endStream: end, promise: promise), on: id)
+    }
+
+    /// Queues request trailers after the body sent so far; they end the request.
+    func sendTrailers(_ trailers: HTTPFields, on id: HTTP2StreamNumber, promise: EventLoopPromise<Void>) {
+        queueBody(.init(data: ByteBuffer(), endStream: true, promise: promise, trailers: trailers), on: id)
+    }
+
+    private func queueBody(_ pending: HTTP2SendWindows.Pending, on id: HTTP2StreamNumber) {
+        guard let stream = streams[id], stream.machine.localOpen, sendWindows.enqueue(pending, on: id) else {
+            let reason = streams[id] == nil ? closedReasons[id] : nil
+            pending.promise?.fail(RequestBodyNotSent(reason: reason ?? "the stream is closed"))
             return
         }
         sendPendingData()
         scheduleFlush()
     }
 
-    /// Writes the DATA frames the flow-control windows allow.
+    /// Writes the DATA frames (and request trailers) the flow-control windows allow.
     func sendPendingData() {
         // Streams whose last body byte went out; closed after `take`, which must not be
         // re-entered (closing a stream touches the windows).
         var ended: [HTTP2StreamNumber] = []
         sendWindows.take { frame in
-            output.writeHTTP2FrameHeader(
-                length: frame.data.readableBytes, type: HTTP2FrameType.data,
-                flags: frame.endStream ? HTTP2FrameType.endStream : 0, stream: frame.stream)
-            output.writeImmutableBuffer(frame.data)
+            if let trailers = frame.trailers {
+                output.writeHTTP2Headers(stream: frame.stream, endStream: true, maxFrameSize: peerMaxFrameSize) { buffer in
+                    encoder.encode(trailers: trailers, into: &buffer)
+                }
+            } else {
+                output.writeHTTP2FrameHeader(
+                    length: frame.data.readableBytes, type: HTTP2FrameType.data,
+                    flags: frame.endStream ? HTTP2FrameType.endStream : 0, stream: frame.stream)
+                output.writeImmutableBuffer(frame.data)
+            }
             if let promise = frame.promise { promisesInOutput.append(promise) }
             if frame.endStream { ended.append(frame.stream) }
         }
-        for id in ended { localEnded(id) }
-    }
-
-    private func localEnded(_ id: HTTP2StreamNumber) {
-        guard var stream = streams[id] else { return }
-        stream.localEnded = true
-        streams[id] = stream
-        if stream.remoteEnded { streamComplete(id) }
+        for id in ended {
+            guard var stream = streams[id] else { continue }
+            stream.machine.endSent()
+            streams[id] = stream
+            if stream.machine.state == .closed { streamComplete(id) }
+        }
     }
 
     /// The reader took `bytes` of the body: lets the server send that much more.
     func bodyConsumed(_ bytes: Int, on id: HTTP2StreamNumber) {
-        guard var stream = streams[id], bytes > 0, !stream.remoteEnded else { return }
-        stream.receiveWindow += bytes
+        guard var stream = streams[id], let increment = stream.machine.bodyConsumed(bytes) else { return }
         streams[id] = stream
-        output.writeHTTP2WindowUpdate(stream: id, increment: bytes)
+        output.writeHTTP2WindowUpdate(stream: id, increment: increment)
         scheduleFlush()
     }
 
     /// The task gave up on the stream (cancelled, or its reader stopped early).
     func resetStream(_ id: HTTP2StreamNumber) {
-        resetStream(id, code: HTTP2Code.cancel, error: CancellationError())
+        resetStream(id, code: .cancel, error: CancellationError())
     }
 
     /// Sends RST_STREAM with `code` and fails what has not arrived with `error`.
     func resetStream(_ id: HTTP2StreamNumber, code: HTTP2Code, error: any Error) {
         guard streams[id] != nil else { return }
         output.writeHTTP2RstStream(stream: id, code: code)
+        owe(1)
+        rememberReset(id)
         scheduleFlush()
         closeStream(id, error: error)
+    }
+
+    /// Frames the server may still send on a stream the client reset are no fault of its own.
+    private func rememberReset(_ id: HTTP2StreamNumber) {
+        if recentlyReset.count == Self.recentlyResetCapacity { recentlyReset.removeFirst() }
+        recentlyReset.append(id)
     }
 
     private func armDeadlineTimer(for deadline: NIODeadline) {
@@ -156,55 +189,57 @@ extension ConnectionHandler {
             }
         }
         for id in expired {
-            resetStream(id, code: HTTP2Code.cancel, error: LBPoolError(.deadlineExceeded, "no response head before the deadline"))
+            resetStream(id, code: .cancel, error: StreamDeadlineExceeded())
         }
         if let next { armDeadlineTimer(for: next) }
     }
 
     // MARK: - Inbound
 
-    func headersRead(_ fields: ResponseHead, on id: HTTP2StreamNumber, endStream: Bool) {
-        guard var stream = streams[id] else { return }
-        guard !stream.remoteEnded else {
-            resetStream(id, code: HTTP2Code.streamClosed, error: LBPoolError(.invalidResponse, "HEADERS after the end of stream \(id)"))
+    /// A frame for a stream not in ``streams``: a connection error for a stream never opened
+    /// (RFC 9113 §5.1: idle, or an even id, which only a server opens and this client forbids);
+    /// on a closed stream, DATA and HEADERS get RST_STREAM(STREAM_CLOSED) unless the client reset
+    /// the stream itself lately (frames the server sent before it saw the reset), and other
+    /// frames are ignored.
+    func frameOnStreamNotOpen(_ id: HTTP2StreamNumber, _ type: String, answer: Bool) throws(HTTP2ConnectionError) {
+        guard id % 2 == 1, id < nextStreamID else {
+            throw HTTP2ConnectionError(code: .protocolError, message: "\(type) on stream \(id), which the client did not open")
+        }
+        guard answer, !recentlyReset.contains(id) else { return }
+        try spendGlitch()
+        output.writeHTTP2RstStream(stream: id, code: .streamClosed)
+        owe(1)
+    }
+
+    func headersRead(_ fields: ResponseHead, on id: HTTP2StreamNumber, endStream: Bool) throws(HTTP2ConnectionError) {
+        guard var stream = streams[id] else {
+            try frameOnStreamNotOpen(id, "HEADERS", answer: true)
             return
         }
-        if stream.headReceived {
-            // Trailers end the body; their content is not exposed.
-            guard endStream, fields.failure == nil else {
-                protocolViolation(on: id, LBPoolError(.invalidResponse, "malformed trailers on stream \(id)", underlying: fields.failure))
-                return
-            }
-            remoteEnded(id, stream)
-            return
-        }
-        let head: HTTPResponse
+        let outcome: HTTP2StreamStateMachine.HeadersOutcome
         do {
-            head = try fields.response()
+            outcome = try stream.machine.headersReceived(fields, endStream: endStream)
         } catch {
-            protocolViolation(on: id, error)
+            streams[id] = stream
+            streamError(error, on: id)
             return
         }
-        // 1xx responses are informational; the final one follows.
-        if head.status.kind == .informational {
-            if endStream { protocolViolation(on: id, LBPoolError(.invalidResponse, "stream \(id) ended after a \(head.status.code) response")) }
-            return
+        switch outcome {
+        case .informational:
+            streams[id] = stream
+        case .head(let head, let ended):
+            stream.deadline = nil
+            streams[id] = stream
+            stream.response.expectBody(of: stream.machine.expectedLength)
+            // Handed over with the body that follows in the same read, if any (see
+            // `deliverPendingHeads`): the task then wakes once, with both.
+            pendingHeads.append((id, head))
+            if ended { remoteEnded(id, lastChunk: nil) }
+        case .trailers(let trailers):
+            streams[id] = stream
+            stream.response.setTrailers(trailers)
+            remoteEnded(id, lastChunk: nil)
         }
-        stream.headReceived = true
-        stream.deadline = nil
-        if !stream.isHeadRequest, head.status.code != 204, head.status.code != 304,
-           let length = fields.contentLength {
-            guard let expected = Int(length), expected >= 0 else {
-                protocolViolation(on: id, LBPoolError(.invalidResponse, "malformed content-length '\(length)'"))
-                return
-            }
-            stream.expectedLength = expected
-        }
-        // Handed over with the body that follows in the same read, if any (see
-        // `deliverPendingHeads`): the task then wakes once, with both.
-        pendingHeads.append((id, head))
-        streams[id] = stream
-        if endStream { remoteEnded(id, stream) }
     }
 
     /// The read is over: heads no body followed in it go to their tasks now.
@@ -224,38 +259,30 @@ extension ConnectionHandler {
 
     func dataRead(_ data: ByteBuffer, on id: HTTP2StreamNumber, endStream: Bool, flowControlledLength: Int) throws(HTTP2ConnectionError) {
         guard connectionWindowUsed(flowControlledLength) else {
-            throw HTTP2ConnectionError(code: HTTP2Code.flowControlError, message: "DATA beyond the connection window")
+            throw HTTP2ConnectionError(code: .flowControlError, message: "DATA beyond the connection window")
         }
         guard var stream = streams[id] else {
-            guard id < nextStreamID else {
-                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "DATA on idle stream \(id)")
-            }
+            try frameOnStreamNotOpen(id, "DATA", answer: true)
             return
         }
-        guard stream.headReceived, !stream.remoteEnded else {
-            protocolViolation(on: id, LBPoolError(.invalidResponse, stream.headReceived ? "DATA after the end of stream \(id)" : "DATA before the response HEADERS"))
-            return
-        }
-        stream.receiveWindow -= flowControlledLength
-        guard stream.receiveWindow >= 0 else {
-            resetStream(id, code: HTTP2Code.flowControlError, error: LBPoolError(.invalidResponse, "server sent beyond the window of stream \(id)"))
-            return
-        }
-        stream.receivedLength += data.readableBytes
-        if let expected = stream.expectedLength, stream.receivedLength > expected {
-            protocolViolation(on: id, LBPoolError(.invalidResponse, "body of more than \(expected) bytes on stream \(id), its content-length"))
+        if flowControlledLength == 0, !endStream { try spendGlitch() }
+        let ended: Bool
+        do {
+            ended = try stream.machine.dataReceived(length: data.readableBytes, flowControlledLength: flowControlledLength, endStream: endStream)
+        } catch {
+            streams[id] = stream
+            streamError(error, on: id)
             return
         }
         let chunk = data.readableBytes > 0 ? data : nil
-        if endStream {
-            remoteEnded(id, stream, lastChunk: chunk)
+        if ended {
+            streams[id] = stream
+            remoteEnded(id, lastChunk: chunk)
             return
         }
         let padding = flowControlledLength - data.readableBytes
-        if padding > 0 {
-            // Padding never reaches the reader: its window is given back at once.
-            stream.receiveWindow += padding
-            output.writeHTTP2WindowUpdate(stream: id, increment: padding)
+        if padding > 0, let increment = stream.machine.paddingDiscarded(padding) {
+            output.writeHTTP2WindowUpdate(stream: id, increment: increment)
         }
         streams[id] = stream
         if let head = takePendingHead(id) {
@@ -265,27 +292,61 @@ extension ConnectionHandler {
         if let chunk { stream.response.append(chunk, end: false) }
     }
 
-    /// The server ended its side of the stream; with the client's side ended too, it closes.
-    private func remoteEnded(_ id: HTTP2StreamNumber, _ stream: OpenStream, lastChunk: ByteBuffer? = nil) {
-        var stream = stream
-        if let expected = stream.expectedLength, stream.receivedLength != expected {
-            protocolViolation(on: id, LBPoolError(.invalidResponse, "body of \(stream.receivedLength) bytes on stream \(id), content-length says \(expected)"))
+    func resetRead(_ code: HTTP2Code, on id: HTTP2StreamNumber) throws(HTTP2ConnectionError) {
+        guard var stream = streams[id] else {
+            try frameOnStreamNotOpen(id, "RST_STREAM", answer: false)
             return
         }
+        let complete = stream.machine.resetReceived(code)
+        streams[id] = stream
+        guard complete else {
+            closeStream(id, error: HTTP2StreamReset(stream: id, code: code, byServer: true))
+            return
+        }
+        // The response is whole; what the reset stops is the rest of the request body.
+        let reason = "the server stopped the request body with RST_STREAM(NO_ERROR) after its complete response"
+        closedReasons[id] = reason
+        deliverEnd(id, stream, lastChunk: nil)
+        closeStream(id, error: RequestBodyNotSent(reason: reason))
+    }
+
+    func windowUpdateRead(_ increment: UInt32, on id: HTTP2StreamNumber) throws(HTTP2ConnectionError) {
+        guard streams[id] != nil else {
+            // A WINDOW_UPDATE may follow END_STREAM (RFC 9113 §6.9).
+            try frameOnStreamNotOpen(id, "WINDOW_UPDATE", answer: false)
+            return
+        }
+        guard increment > 0 else {
+            resetStream(id, code: .protocolError, error: HTTP2StreamStateMachine.StreamError(code: .protocolError, message: "WINDOW_UPDATE of 0 on stream \(id)"))
+            return
+        }
+        if let code = sendWindows.streamWindowUpdate(Int(increment), on: id) {
+            resetStream(id, code: code, error: HTTP2StreamReset(stream: id, code: code, byServer: false))
+        }
+        sendPendingData()
+    }
+
+    /// The server ended its side of the stream: the response is handed over whole. With the
+    /// client's side ended too, the stream closes; otherwise the rest of the request body can
+    /// change nothing (RFC 9113 §8.1), so it is not sent, and the stream does not wait for a
+    /// window the server may never open.
+    private func remoteEnded(_ id: HTTP2StreamNumber, lastChunk: ByteBuffer?) {
+        guard let stream = streams[id] else { return }
+        deliverEnd(id, stream, lastChunk: lastChunk)
+        if stream.machine.state == .closed {
+            streamComplete(id)
+        } else {
+            let reason = "the response ended before the request body was sent"
+            closedReasons[id] = reason
+            resetStream(id, code: .cancel, error: RequestBodyNotSent(reason: reason))
+        }
+    }
+
+    private func deliverEnd(_ id: HTTP2StreamNumber, _ stream: OpenStream, lastChunk: ByteBuffer?) {
         if let head = takePendingHead(id) {
             stream.response.deliver(head, chunk: lastChunk, end: true)
         } else {
             stream.response.append(lastChunk, end: true)
-        }
-        stream.remoteEnded = true
-        streams[id] = stream
-        if stream.localEnded {
-            streamComplete(id)
-        } else {
-            // The response is complete before the request body is (RFC 9113 §8.1): the rest of
-            // the body can change nothing, so it is not sent, and the stream does not wait for
-            // a window the server may never open.
-            resetStream(id, code: HTTP2Code.cancel, error: LBPoolError(.connectionFailed, "the response ended before the request body was sent"))
         }
     }
 
@@ -297,15 +358,17 @@ extension ConnectionHandler {
         streamEnded()
     }
 
-    private func protocolViolation(on id: HTTP2StreamNumber, _ error: any Error) {
-        resetStream(id, code: HTTP2Code.protocolError, error: error)
+    private func streamError(_ error: HTTP2StreamStateMachine.StreamError, on id: HTTP2StreamNumber) {
+        let failure: any Error = error.code == .protocolError ? HTTP2MalformedMessage("stream \(id): \(error.message)") : error
+        resetStream(id, code: error.code, error: failure)
     }
 
     /// Removes the stream; whatever of its response has not arrived fails with `error`, and
     /// body bytes not yet sent fail their writers.
     func closeStream(_ id: HTTP2StreamNumber, error: any Error) {
         guard let stream = streams.removeValue(forKey: id) else { return }
-        for promise in sendWindows.close(id) { promise.fail(error) }
+        let writerError = RequestBodyNotSent(reason: closedReasons.removeValue(forKey: id) ?? "the stream closed: \(error)")
+        for promise in sendWindows.close(id) { promise.fail(writerError) }
         // A head that arrived counts as arrived: what failed is the body.
         if let head = takePendingHead(id) { stream.response.deliverHead(head) }
         stream.response.fail(error)
@@ -321,5 +384,39 @@ extension ConnectionHandler {
             if let head = takePendingHead(id) { stream.response.deliverHead(head) }
             stream.response.fail(error)
         }
+    }
+}
+
+/// The connection could not carry the stream (closed, going away, out of stream ids). The
+/// request never reached the server.
+struct ConnectionClosedError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// No response head arrived before the request's deadline; the stream was reset.
+struct StreamDeadlineExceeded: Error, CustomStringConvertible {
+    var description: String { "no response head before the deadline" }
+}
+
+/// A request body chunk or trailers that were not sent, and why (the stream closed, or the
+/// server ended or stopped it).
+struct RequestBodyNotSent: Error, CustomStringConvertible {
+    var reason: String
+
+    var description: String { "request body not sent: \(reason)" }
+}
+
+/// The request's header list is larger than the server's SETTINGS_MAX_HEADER_LIST_SIZE: it was
+/// not sent.
+struct HTTP2RequestHeadTooLarge: Error, CustomStringConvertible {
+    var size: Int
+    var limit: Int
+
+    var description: String {
+        "request header list of \(size) bytes is larger than the server's SETTINGS_MAX_HEADER_LIST_SIZE of \(limit)"
     }
 }

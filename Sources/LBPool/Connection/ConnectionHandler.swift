@@ -11,8 +11,9 @@ import NIOTLS
 /// GOAWAY, the channel closing) into events for the ``SubconnectionStateMachine``, whose actions
 /// it performs, and it carries the request streams (see `ConnectionHandler+Streams.swift`).
 /// Lives on the channel's event loop.
-final class ConnectionHandler: ChannelInboundHandler {
+final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// A request stream in flight.
@@ -20,18 +21,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let response: ResponseStream
         /// The stream is reset if no response head arrived by then; `nil` once one did.
         var deadline: NIODeadline?
-        var headReceived = false
-        /// The request was HEAD: a response body is never expected, whatever content-length says.
-        var isHeadRequest: Bool
-        /// The client sent END_STREAM.
-        var localEnded = false
-        /// The server sent END_STREAM.
-        var remoteEnded = false
-        /// How much more body the server may send before the reader opens the window again.
-        var receiveWindow: Int
-        /// The response's content-length, checked against the body that arrives.
-        var expectedLength: Int?
-        var receivedLength = 0
+        var machine: HTTP2StreamStateMachine
     }
 
     private var machine = SubconnectionStateMachine()
@@ -47,6 +37,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The server's first frame, which must be SETTINGS (RFC 9113 §3.4), has arrived.
     private var serverPrefaceSeen = false
     var streams: [HTTP2StreamNumber: OpenStream] = [:]
+    /// Streams the client reset lately: the server may still send frames it sent before it saw
+    /// the reset.
+    var recentlyReset: [HTTP2StreamNumber] = []
+    static let recentlyResetCapacity = 128
+    /// Why a stream's request body can no longer be sent, for its writer's error.
+    var closedReasons: [HTTP2StreamNumber: String] = [:]
     /// Response fields that passed the checks lately.
     private var acceptedFields = ResponseFieldCache()
     var nextStreamID: HTTP2StreamNumber = 1
@@ -67,8 +63,25 @@ final class ConnectionHandler: ChannelInboundHandler {
     let connectionWindowTarget: Int
     /// Each stream's inbound window, sent as SETTINGS_INITIAL_WINDOW_SIZE.
     let streamWindow: Int
-    /// The largest decoded header list the client accepts (SETTINGS_MAX_HEADER_LIST_SIZE).
-    static let maxHeaderListSize = 64 * 1024
+    /// The server's SETTINGS_MAX_HEADER_LIST_SIZE, once it sent one.
+    var peerMaxHeaderListSize: Int?
+    let limits: HTTP2ClientLimits
+    private var glitches: HTTP2GlitchBudget
+    /// The opaque data of the keepalive PING in flight.
+    private var pingInFlight: UInt64?
+
+    // Back-pressure on what the server makes the client owe (PING and SETTINGS ACKs, RST_STREAM).
+    private var isWritable = true
+    /// Owed frames written since the channel stopped being writable.
+    private var owedWhileBlocked = 0
+    /// A read the channel asked for while reads were held.
+    private var readHeld = false
+    /// GOAWAY went out already (a connection error): closing sends no second one.
+    private var goAwaySent = false
+    /// A connection error was raised: the GOAWAY naming it went out.
+    private var connectionErrorSent = false
+    /// A limit passed outside the read loop, raised as a connection error by the next frame.
+    private var pendingViolation: HTTP2ConnectionError?
 
     // Output: frames collect here and go out in one write per event-loop tick.
     var output = ByteBuffer()
@@ -102,8 +115,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         keepalive: LBPool.Configuration.Keepalive?,
         streamWindow: Int,
         connectionWindowTarget: Int,
+        limits: HTTP2ClientLimits = HTTP2ClientLimits(),
         logger: Logger
     ) {
+        self.limits = limits
+        self.parser = HTTP2FrameParser(maxContinuationFrames: limits.maxContinuationFrames)
+        self.glitches = HTTP2GlitchBudget(burst: limits.glitchBurst, perSecond: limits.glitchesPerSecond, now: NIODeadline.now().uptimeNanoseconds.clampedToInt64)
         self.streamWindow = streamWindow
         self.connectionWindowTarget = connectionWindowTarget
         self.id = id
@@ -148,7 +165,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             (HTTP2SettingID.enablePush, 0),
             (HTTP2SettingID.maxConcurrentStreams, 100),
             (HTTP2SettingID.initialWindowSize, UInt32(streamWindow)),
-            (HTTP2SettingID.maxHeaderListSize, UInt32(Self.maxHeaderListSize)),
+            (HTTP2SettingID.maxHeaderListSize, UInt32(limits.maxHeaderListSize)),
         ])
         output.writeHTTP2WindowUpdate(stream: 0, increment: connectionWindowTarget - connectionReceiveWindow)
         connectionReceiveWindow = connectionWindowTarget
@@ -170,7 +187,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             // An HTTP/1 server (an h2c URL on a port without HTTP/2, or TLS without ALPN h2).
             let line = bytes.getString(at: bytes.readerIndex, length: min(bytes.readableBytes, 64))?
                 .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            connectionError(HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "the server answered in HTTP/1 ('\(line)'), not HTTP/2"))
+            connectionError(HTTP2ConnectionError(code: .protocolError, message: "the server answered in HTTP/1 ('\(line)'), not HTTP/2"))
             return
         }
         parser.append(bytes)
@@ -178,8 +195,55 @@ final class ConnectionHandler: ChannelInboundHandler {
             while let frame = try parser.next() {
                 try read(frame)
             }
+            try spendGlitch(parser.takeIgnoredFrames())
         } catch {
             connectionError(error)
+        }
+    }
+
+    // MARK: - Back-pressure
+
+    /// Reads are held while the client owes the server frames it cannot write: a server that
+    /// sends and does not read would otherwise make the client queue answers without end.
+    func read(context: ChannelHandlerContext) {
+        if !isWritable, owedWhileBlocked > 0 {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        isWritable = context.channel.isWritable
+        if isWritable {
+            owedWhileBlocked = 0
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Counts `count` frames the server made the client owe; past the limit while the server
+    /// does not read, the connection closes.
+    func owe(_ count: Int) {
+        guard !isWritable else { return }
+        owedWhileBlocked += count
+        if owedWhileBlocked > limits.maxOwedControlFrames {
+            pendingViolation = pendingViolation ?? HTTP2ConnectionError(
+                code: .enhanceYourCalm,
+                message: "more than \(limits.maxOwedControlFrames) PING, SETTINGS and RST_STREAM answers owed while the server does not read")
+        }
+    }
+
+    /// Spends the glitch budget; throws once it is gone.
+    func spendGlitch(_ count: Int = 1) throws(HTTP2ConnectionError) {
+        guard count > 0 else { return }
+        guard glitches.spend(count, now: NIODeadline.now().uptimeNanoseconds.clampedToInt64) else {
+            throw HTTP2ConnectionError(
+                code: .enhanceYourCalm,
+                message: "more than \(limits.glitchBurst) frames that do nothing useful (floods of PING, SETTINGS, PRIORITY, empty or unknown frames, frames on closed streams), above \(limits.glitchesPerSecond) per second")
         }
     }
 
@@ -191,9 +255,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func read(_ frame: HTTP2InboundFrame) throws(HTTP2ConnectionError) {
+        if let pendingViolation {
+            self.pendingViolation = nil
+            throw pendingViolation
+        }
         if !serverPrefaceSeen {
             guard case .settings = frame else {
-                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "the server's first frame was not SETTINGS")
+                throw HTTP2ConnectionError(code: .protocolError, message: "the server's first frame was not SETTINGS")
             }
             serverPrefaceSeen = true
         }
@@ -202,44 +270,48 @@ final class ConnectionHandler: ChannelInboundHandler {
             try dataRead(data, on: stream, endStream: endStream, flowControlledLength: flowControlledLength)
         case .headers(let stream, let block, let endStream):
             guard stream % 2 == 1, stream < nextStreamID else {
-                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "HEADERS on stream \(stream), which the client did not open")
+                throw HTTP2ConnectionError(code: .protocolError, message: "HEADERS on stream \(stream), which the client did not open")
             }
             // Every header block is decoded, even of a stream already gone: HPACK state is
             // shared by the connection.
-            var fields = ResponseHead(streams[stream]?.headReceived == true ? .trailers : .head, maxListSize: Self.maxHeaderListSize)
+            var fields = ResponseHead(streams[stream]?.machine.expectsTrailers == true ? .trailers : .head, maxListSize: limits.maxHeaderListSize)
             do {
                 try decoder.decode(block) { name, value in fields.add(name, value, cache: &acceptedFields) }
             } catch {
-                throw HTTP2ConnectionError(code: HTTP2Code.compressionError, message: "header block of stream \(stream): \(error)")
+                throw HTTP2ConnectionError(code: .compressionError, message: "header block of stream \(stream): \(error)")
             }
-            headersRead(fields, on: stream, endStream: endStream)
+            try headersRead(fields, on: stream, endStream: endStream)
         case .rstStream(let stream, let code):
-            guard stream < nextStreamID else {
-                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "RST_STREAM on idle stream \(stream)")
-            }
-            closeStream(stream, error: HTTP2StreamReset(stream: stream, code: code, byServer: true))
+            try resetRead(code, on: stream)
         case .settings(let settings):
+            // The first SETTINGS is the preface; each later one costs an acknowledgement.
+            if machine.state != .connecting { try spendGlitch() }
             try settingsRead(settings)
         case .settingsAck:
             break
-        case .ping(_, ack: true):
+        case .ping(let opaque, ack: true):
+            guard opaque == pingInFlight else {
+                // An acknowledgement of a PING the client never sent (or answered already).
+                try spendGlitch()
+                return
+            }
+            pingInFlight = nil
             pingTimeout?.cancel()
             pingTimeout = nil
         case .ping(let opaque, ack: false):
+            try spendGlitch()
             output.writeHTTP2Ping(opaque: opaque, ack: true)
+            owe(1)
         case .goAway(let lastStreamID, let code, let debugData):
             if let previous = machine.goAwayLastStreamID, Int(lastStreamID) > previous {
-                throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "GOAWAY raised the last stream id from \(previous) to \(lastStreamID)")
+                throw HTTP2ConnectionError(code: .protocolError, message: "GOAWAY raised the last stream id from \(previous) to \(lastStreamID)")
             }
             goAwayRead(lastStreamID: lastStreamID, code: code, debugData: String(buffer: debugData))
         case .windowUpdate(0, let increment):
             try sendWindows.connectionWindowUpdate(Int(increment))
             sendPendingData()
         case .windowUpdate(let stream, let increment):
-            if let code = sendWindows.streamWindowUpdate(Int(increment), on: stream) {
-                resetStream(stream, code: code, error: HTTP2StreamReset(stream: stream, code: code, byServer: false))
-            }
-            sendPendingData()
+            try windowUpdateRead(increment, on: stream)
         }
     }
 
@@ -247,6 +319,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         var limit: UInt32?
         for (identifier, value) in settings {
             switch identifier {
+            case HTTP2SettingID.enablePush:
+                // A server may only say 0 (RFC 9113 §6.5.2).
+                guard value == 0 else {
+                    throw HTTP2ConnectionError(code: .protocolError, message: "SETTINGS_ENABLE_PUSH \(value) from a server")
+                }
+            case HTTP2SettingID.maxHeaderListSize:
+                peerMaxHeaderListSize = Int(value)
             case HTTP2SettingID.headerTableSize:
                 encoder.setMaxSize(Int(value))
             case HTTP2SettingID.maxConcurrentStreams:
@@ -255,7 +334,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 try sendWindows.initialWindowChanged(to: value)
             case HTTP2SettingID.maxFrameSize:
                 guard (16_384...16_777_215).contains(value) else {
-                    throw HTTP2ConnectionError(code: HTTP2Code.protocolError, message: "SETTINGS_MAX_FRAME_SIZE \(value) outside 16384...16777215")
+                    throw HTTP2ConnectionError(code: .protocolError, message: "SETTINGS_MAX_FRAME_SIZE \(value) outside 16384...16777215")
                 }
                 peerMaxFrameSize = Int(value)
                 sendWindows.maxFrameSize = Int(value)
@@ -264,6 +343,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         output.writeHTTP2SettingsAck()
+        owe(1)
         sendPendingData()
         if let limit { shared.maxConcurrentStreams.store(Int(limit), ordering: .relaxed) }
         perform(machine.settingsReceived(maxConcurrentStreams: limit.map(Int.init)))
@@ -284,7 +364,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func goAwayRead(lastStreamID: HTTP2StreamNumber, code: HTTP2Code, debugData: String) {
         let last = Int(lastStreamID)
         shared.goAwayLastStreamID.store(min(last, shared.goAwayLastStreamID.load(ordering: .relaxed)), ordering: .relaxed)
-        if code != HTTP2Code.noError {
+        if code != .noError {
             logger.warning("GOAWAY with error", metadata: [
                 "address": "\(address)", "subconnection": "\(id)", "code": "\(code)",
                 "last_stream_id": "\(last)", "debug_data": "\(debugData)",
@@ -297,17 +377,22 @@ final class ConnectionHandler: ChannelInboundHandler {
         // Streams above the last one the server processes were never seen: they fail as refused
         // and are sent again elsewhere (RFC 9113 §6.8).
         for stream in streams.keys.sorted() where stream > lastStreamID {
-            closeStream(stream, error: HTTP2StreamReset(stream: stream, code: HTTP2Code.refusedStream, byServer: true))
+            closeStream(stream, error: HTTP2StreamReset(stream: stream, code: .refusedStream, byServer: true))
         }
         perform(machine.goAwayReceived(lastStreamID: last, errorCode: code, debugData: debugData))
     }
 
-    /// A connection error: GOAWAY with its code, then close (RFC 9113 §5.4.1).
+    /// A connection error: GOAWAY with its code, then close (RFC 9113 §5.4.1). The server
+    /// broke the protocol or a limit: the pool hears it as such.
     private func connectionError(_ error: HTTP2ConnectionError) {
+        guard !connectionErrorSent else { return }
+        connectionErrorSent = true
         lastError = error.description
-        logger.debug("HTTP/2 connection error", metadata: ["address": "\(address)", "subconnection": "\(id)", "error": "\(error)"])
+        logger.warning("HTTP/2 connection error: closing", metadata: ["address": "\(address)", "subconnection": "\(id)", "error": "\(error)"])
         output.writeHTTP2GoAway(lastStreamID: 0, code: error.code, debugData: error.message)
+        goAwaySent = true
         flushOutput()
+        perform(machine.abort(.protocolViolation(error.code, error.message)))
         context?.close(promise: nil)
     }
 
@@ -327,7 +412,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
-        failAllStreams(LBPoolError(.connectionFailed, "connection closed" + (lastError.map { ": \($0)" } ?? "")))
+        failAllStreams(ConnectionClosedError("connection closed" + (lastError.map { ": \($0)" } ?? "")))
         perform(machine.channelClosed(error: lastError))
         context.fireChannelInactive()
     }
@@ -413,6 +498,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard let context, let keepalive, pingTimeout == nil, machine.state == .ready else { return }
         guard keepalive.permitWithoutStreams || machine.openStreams > 0 else { return }
         pingCounter &+= 1
+        pingInFlight = pingCounter
         output.writeHTTP2Ping(opaque: pingCounter, ack: false)
         flushOutput()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -449,7 +535,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         if actions.closeChannel {
-            output.writeHTTP2GoAway(lastStreamID: 0, code: HTTP2Code.noError, debugData: "")
+            if !goAwaySent {
+                output.writeHTTP2GoAway(lastStreamID: 0, code: .noError, debugData: "")
+                goAwaySent = true
+            }
             flushOutput()
             context?.close(promise: nil)
         }
@@ -473,4 +562,9 @@ extension TimeAmount {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
+}
+
+extension UInt64 {
+    /// The value as an `Int64`, at most `Int64.max`.
+    var clampedToInt64: Int64 { Int64(clamping: self) }
 }

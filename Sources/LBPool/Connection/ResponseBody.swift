@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 
 /// The body of a response, as the server sends it: a sequence of byte chunks.
@@ -26,6 +27,12 @@ public struct ResponseBody: AsyncSequence {
         AsyncIterator(reader: reader)
     }
 
+    /// The response's trailers, once the body was read to its end; `nil` before, or if the
+    /// server sent none.
+    public var trailers: HTTPFields? {
+        reader.trailers
+    }
+
     /// Reads the whole body into one buffer; throws ``LBPoolError`` with code
     /// `.responseTooLarge` if it is larger than `maxBytes`.
     public func collect(upTo maxBytes: Int) async throws -> ByteBuffer {
@@ -33,6 +40,12 @@ public struct ResponseBody: AsyncSequence {
         guard var collected = try await reader.next() else { return ByteBuffer() }
         guard collected.readableBytes <= maxBytes else {
             throw LBPoolError(.responseTooLarge, "response body larger than \(maxBytes) bytes")
+        }
+        if let expected = reader.expectedLength, expected > collected.readableBytes, expected <= maxBytes {
+            // Room for the whole body at once: no copy grows with the bytes collected.
+            var whole = ByteBufferAllocator().buffer(capacity: expected)
+            whole.writeBuffer(&collected)
+            collected = whole
         }
         while var chunk = try await reader.next() {
             guard collected.readableBytes + chunk.readableBytes <= maxBytes else {

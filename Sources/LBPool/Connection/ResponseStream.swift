@@ -47,6 +47,10 @@ final class ResponseStream: Sendable {
         var consumedSinceUpdate = 0
         var control: StreamControl?
         var cancelled = false
+        /// The response's trailers, set before the end of the body.
+        var trailers: HTTPFields?
+        /// The body's content-length, once the head declared one.
+        var expectedLength: Int?
     }
 
     private let state = Mutex(State())
@@ -63,6 +67,17 @@ final class ResponseStream: Sendable {
 
     func markHeadSent() {
         state.withLock { $0.headSent = true }
+    }
+
+    /// The head declared a content-length (``collect`` reserves room for it).
+    func expectBody(of length: Int?) {
+        guard let length else { return }
+        state.withLock { $0.expectedLength = length }
+    }
+
+    /// The response's trailers arrived; the end of the body follows.
+    func setTrailers(_ trailers: HTTPFields) {
+        state.withLock { $0.trailers = trailers }
     }
 
     func deliverHead(_ response: HTTPResponse) {
@@ -134,6 +149,27 @@ final class ResponseStream: Sendable {
     }
 
     // MARK: - Task side
+
+    /// The trailers, once the body ended with them.
+    var trailers: HTTPFields? {
+        state.withLock { state in
+            guard case .success = state.end else { return nil }
+            return state.trailers
+        }
+    }
+
+    /// The declared length of the body, if any.
+    var expectedLength: Int? {
+        state.withLock { $0.expectedLength }
+    }
+
+    /// Whether the attempt failed before its head arrived, and how; `nil` while it has not.
+    var headFailure: HeadFailure? {
+        state.withLock { state in
+            if case .failed(let failure) = state.head { return failure }
+            return nil
+        }
+    }
 
     /// Waits for the response head; throws ``HeadFailure``.
     func head() async throws -> HTTPResponse {

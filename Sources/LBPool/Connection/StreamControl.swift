@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 
 /// What the task executing a request may ask of its stream, which lives on the connection's
@@ -24,6 +25,14 @@ struct StreamControl: Sendable {
         let handler = handler, streamID = streamID
         let promise = handler.eventLoop.makePromise(of: Void.self)
         onLoop { handler.value.sendBody(chunk, end: end, on: streamID, promise: promise) }
+        try await promise.futureResult.get()
+    }
+
+    /// Sends request trailers after the body; they end the request. Returns once written.
+    func sendTrailers(_ trailers: HTTPFields) async throws {
+        let handler = handler, streamID = streamID
+        let promise = handler.eventLoop.makePromise(of: Void.self)
+        onLoop { handler.value.sendTrailers(trailers, on: streamID, promise: promise) }
         try await promise.futureResult.get()
     }
 

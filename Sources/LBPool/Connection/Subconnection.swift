@@ -15,6 +15,7 @@ struct ConnectionSettings: Sendable {
     /// A draining connection is closed at this deadline even with streams open.
     var drainTimeout: Duration
     var keepalive: LBPool.Configuration.Keepalive?
+    var limits = HTTP2ClientLimits()
     var logger: Logger
 }
 
@@ -189,6 +190,7 @@ final class Subconnection: Sendable {
                     keepalive: settings.keepalive,
                     streamWindow: Self.streamWindow,
                     connectionWindowTarget: Self.connectionWindow,
+                    limits: settings.limits,
                     logger: settings.logger
                 )
                 let loopBound = NIOLoopBound(handler, eventLoop: channel.eventLoop)

@@ -74,21 +74,7 @@ extension LBPool {
         _ handle: (StreamingResponse) async throws -> Result
     ) async throws -> Result {
         let timeout = timeout ?? configuration.requestTimeout
-        guard timeout > .zero else {
-            throw LBPoolError(.invalidRequest, "timeout '\(timeout)' must be greater than zero")
-        }
-        // HTTP/2 needs an origin-form :path (or `*` for OPTIONS); anything else would be refused
-        // on the wire, where it looks like a request the server never saw.
-        if let path = request.path, !path.hasPrefix("/"), !(path == "*" && request.method == .options) {
-            throw LBPoolError(.invalidRequest, "path '\(path)' must start with '/' (or be '*' for OPTIONS)")
-        }
-        // Pseudo-header values carry no spaces or control characters (RFC 9113 §8.3).
-        if let path = request.path, path.utf8.contains(where: Self.isSpaceOrControl) {
-            throw LBPoolError(.invalidRequest, "path '\(path)' contains a space or control character")
-        }
-        if let authority = request.authority, authority.isEmpty || authority.utf8.contains(where: Self.isSpaceOrControl) {
-            throw LBPoolError(.invalidRequest, "authority '\(authority)' is empty or contains a space or control character")
-        }
+        try validate(request, timeout: timeout)
         let policy = options.retryPolicy ?? configuration.retryPolicy
         if options.retryPolicy != nil {
             do { try policy.validate() } catch { throw LBPoolError(.invalidRequest, "\(error)") }
@@ -122,6 +108,25 @@ extension LBPool {
         }
     }
 
+    /// Refuses what HTTP/2 cannot carry, before anything is sent.
+    func validate(_ request: HTTPRequest, timeout: Duration) throws(LBPoolError) {
+        guard timeout > .zero else {
+            throw LBPoolError(.invalidRequest, "timeout '\(timeout)' must be greater than zero")
+        }
+        // HTTP/2 needs an origin-form :path (or `*` for OPTIONS); anything else would be refused
+        // on the wire, where it looks like a request the server never saw.
+        if let path = request.path, !path.hasPrefix("/"), !(path == "*" && request.method == .options) {
+            throw LBPoolError(.invalidRequest, "path '\(path)' must start with '/' (or be '*' for OPTIONS)")
+        }
+        // Pseudo-header values carry no spaces or control characters (RFC 9113 §8.3).
+        if let path = request.path, path.utf8.contains(where: Self.isSpaceOrControl) {
+            throw LBPoolError(.invalidRequest, "path '\(path)' contains a space or control character")
+        }
+        if let authority = request.authority, authority.isEmpty || authority.utf8.contains(where: Self.isSpaceOrControl) {
+            throw LBPoolError(.invalidRequest, "authority '\(authority)' is empty or contains a space or control character")
+        }
+    }
+
     /// The attempts of one request, until one produces a response or no further one is allowed.
     private func attempts<Result>(
         head: RequestHead,
@@ -139,10 +144,8 @@ extension LBPool {
         while true {
             // Comes with a stream slot reserved.
             let subconnection = try await pickSubconnection(until: deadline, avoiding: avoid)
-            defer {
-                // Requests may be waiting for a free stream.
-                if subconnection.shared.release() { balancer.pickerState.capacityFreed() }
-            }
+            // Requests may be waiting for a free stream.
+            defer { release(subconnection) }
             var retryAfterStatus: Duration??
             do {
                 let result: Result? = try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
@@ -265,24 +268,24 @@ extension LBPool {
         return retries.decide(retryAfter: nil, shuttingDown: isShuttingDown)
     }
 
-    private func recordOutcome(_ subconnection: Subconnection, success: Bool) {
+    func recordOutcome(_ subconnection: Subconnection, success: Bool) {
         if let counter = subconnection.health {
             balancer.recordOutcome(subconnection.address, counter: counter, success: success)
         }
     }
 
-    private func noteBudgetExhausted(_ address: ResolvedAddress) {
+    func noteBudgetExhausted(_ address: ResolvedAddress) {
         balancer.metrics.budgetExhausted.increment()
         logger.notice("retry budget exhausted: not retrying", metadata: ["target": "\(target)", "address": "\(address)"])
     }
 
-    private var isShuttingDown: Bool {
+    var isShuttingDown: Bool {
         balancer.pickerState.current().snapshot.isShuttingDown
     }
 
     /// Picks a ready subconnection with a free stream and reserves that stream, waiting for one
     /// until `deadline`. Prefers an endpoint other than `avoiding` when another is ready.
-    private func pickSubconnection(until deadline: ContinuousClock.Instant, avoiding: ResolvedAddress?) async throws -> Subconnection {
+    func pickSubconnection(until deadline: ContinuousClock.Instant, avoiding: ResolvedAddress?) async throws -> Subconnection {
         while true {
             let (endpoints, isShuttingDown, version) = balancer.pickerState.forPick()
             if isShuttingDown {

@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 
 /// Outbound flow control (RFC 9113 §5.2 and §6.9): how much request body the client may send
@@ -10,6 +11,8 @@ struct HTTP2SendWindows {
         var data: ByteBuffer
         var endStream: Bool
         var promise: EventLoopPromise<Void>?
+        /// Request trailers, sent as HEADERS with END_STREAM once `data` is out.
+        var trailers: HTTPFields?
     }
 
     /// A DATA frame that may be sent now. `promise` is set on the last frame of a pending chunk.
@@ -18,6 +21,8 @@ struct HTTP2SendWindows {
         var data: ByteBuffer
         var endStream: Bool
         var promise: EventLoopPromise<Void>?
+        /// With trailers, the frame is HEADERS carrying them (and END_STREAM), not DATA.
+        var trailers: HTTPFields?
     }
 
     private struct Stream {
@@ -68,7 +73,12 @@ struct HTTP2SendWindows {
                     stream.pending.removeFirst()
                     stream.window -= size
                     connectionWindow -= size
-                    emit(Frame(stream: id, data: first.data, endStream: first.endStream, promise: first.promise))
+                    if let trailers = first.trailers {
+                        if size > 0 { emit(Frame(stream: id, data: first.data, endStream: false, promise: nil)) }
+                        emit(Frame(stream: id, data: ByteBuffer(), endStream: true, promise: first.promise, trailers: trailers))
+                    } else {
+                        emit(Frame(stream: id, data: first.data, endStream: first.endStream, promise: first.promise))
+                    }
                     continue
                 }
                 guard allowed > 0 else { break }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 
 /// How a header field may be kept in HPACK's dynamic table (RFC 7541 §6.2).
@@ -40,15 +41,29 @@ struct HeaderBlockEncoder {
 
     /// Writes the header block of `head`.
     mutating func encode(_ head: RequestHead, into buffer: inout ByteBuffer) {
-        if let update = pendingUpdate {
-            if update.smallest < update.final { buffer.writeHPACKInteger(update.smallest, prefix: 5, flags: 0x20) }
-            buffer.writeHPACKInteger(update.final, prefix: 5, flags: 0x20)
-            pendingUpdate = nil
-        }
+        writePendingUpdate(into: &buffer)
         encodePseudoHeaders(head, into: &buffer)
         head.forEachRegularField { name, value, indexing in
             append(name: name, value: value, indexing: indexing, into: &buffer)
         }
+    }
+
+    /// Writes the header block of request trailers: regular fields only, without the
+    /// connection-specific ones (RFC 9113 §8.1).
+    mutating func encode(trailers: HTTPFields, into buffer: inout ByteBuffer) {
+        writePendingUpdate(into: &buffer)
+        for field in trailers {
+            let name = field.name.canonicalName
+            if isHTTP2ConnectionSpecific(name) || name == "te" || name == "host" { continue }
+            append(name: name, value: field.value, indexing: RequestHead.indexing(field.indexingStrategy), into: &buffer)
+        }
+    }
+
+    private mutating func writePendingUpdate(into buffer: inout ByteBuffer) {
+        guard let update = pendingUpdate else { return }
+        if update.smallest < update.final { buffer.writeHPACKInteger(update.smallest, prefix: 5, flags: 0x20) }
+        buffer.writeHPACKInteger(update.final, prefix: 5, flags: 0x20)
+        pendingUpdate = nil
     }
 
     private mutating func encodePseudoHeaders(_ head: RequestHead, into buffer: inout ByteBuffer) {

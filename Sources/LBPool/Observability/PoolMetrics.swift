@@ -13,6 +13,7 @@ import Synchronization
 /// | `lbpool_picks_total` | counter | |
 /// | `lbpool_requests_total` | counter | `outcome` (success, failure) |
 /// | `lbpool_goaways_total` | counter | `code` |
+/// | `lbpool_protocol_violations_total` | counter | `code` (of the client's GOAWAY) |
 /// | `lbpool_rotations_total` | counter | |
 /// | `lbpool_ejections_total` | counter | |
 /// | `lbpool_transparent_retries_total` | counter | |
@@ -56,6 +57,11 @@ final class PoolMetrics: Sendable {
     func goAway(code: HTTP2Code) {
         let name = code.description
         Counter(label: "lbpool_goaways_total", dimensions: [("code", name)], factory: factory).increment()
+    }
+
+    /// The client closed a connection whose server broke HTTP/2 or a limit.
+    func protocolViolation(code: HTTP2Code) {
+        Counter(label: "lbpool_protocol_violations_total", dimensions: [("code", code.description)], factory: factory).increment()
     }
 
     /// Records the connections per address and state; destroys the gauges of addresses gone.
