@@ -22,12 +22,12 @@ import Testing
         return (channel, events)
     }
 
-    func connectedHandler() throws -> (EmbeddedChannel, Events, ConnectionHandler) {
+    func connectedHandler(limits: HTTP2ClientLimits = HTTP2ClientLimits()) throws -> (EmbeddedChannel, Events, ConnectionHandler) {
         let events = Events()
         let handler = ConnectionHandler(
             id: SubconnectionID(1), address: ResolvedAddress(ip: "127.0.0.1", port: 80), shared: SubconnectionShared(streamCap: nil),
             delegate: events, requiresALPN: false, readyTimeout: .seconds(10), drainTimeout: .seconds(10), keepalive: nil,
-            streamWindow: 1 << 20, connectionWindowTarget: 4 << 20, logger: Logger(label: "test"))
+            streamWindow: 1 << 20, connectionWindowTarget: 4 << 20, limits: limits, logger: Logger(label: "test"))
         let channel = EmbeddedChannel(handler: handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
         var written = try #require(try channel.readOutbound(as: ByteBuffer.self))

@@ -27,8 +27,8 @@ public struct ResponseBody: AsyncSequence {
         AsyncIterator(reader: reader)
     }
 
-    /// The response's trailers, once the body was read to its end; `nil` before, or if the
-    /// server sent none.
+    /// The response's trailers, once the server ended the body with them; `nil` before, or if
+    /// it sent none. Read the body to its end first to be sure they arrived.
     public var trailers: HTTPFields? {
         reader.trailers
     }

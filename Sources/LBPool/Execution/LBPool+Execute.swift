@@ -28,6 +28,8 @@ extension LBPool {
         public var attempts: Int
         /// See ``StreamingResponse/retryStop``.
         public var retryStop: RetryStop?
+        /// The response's trailers (gRPC puts its status there), if the server sent any.
+        public var trailers: HTTPFields?
     }
 
     /// Per-request settings that override the pool's.
@@ -247,7 +249,7 @@ extension LBPool {
                 throw IncompleteResponse(error: error)
             }
             return Response(head: response.head, body: collected, servedBy: response.servedBy,
-                            attempts: response.attempts, retryStop: response.retryStop)
+                            attempts: response.attempts, retryStop: response.retryStop, trailers: response.body.trailers)
         }
     }
 
