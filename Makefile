@@ -1,7 +1,7 @@
 # swift-lbpool: `make test` runs every test, `make demo` shows the round-robin example.
 # Tests run one at a time: the integration suites put real load on two cores.
 SHELL := /bin/bash
-APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client iproute2 openssl procps
+APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client iproute2 openssl procps nodejs
 SWIFT ?= swift
 
 .PHONY: all build deps test unit integration demo docs bench clean

@@ -99,7 +99,7 @@ extension ConnectionHandler {
 
     private func queueBody(_ pending: HTTP2SendWindows.Pending, on id: HTTP2StreamNumber) {
         guard let stream = streams[id], stream.machine.localOpen, sendWindows.enqueue(pending, on: id) else {
-            let reason = streams[id] == nil ? closedReasons[id] : nil
+            let reason = streams[id] == nil ? recentlyClosed.last(where: { $0.stream == id })?.reason : nil
             pending.promise?.fail(RequestBodyNotSent(reason: reason ?? "the stream is closed"))
             return
         }
@@ -367,7 +367,11 @@ extension ConnectionHandler {
     /// body bytes not yet sent fail their writers.
     func closeStream(_ id: HTTP2StreamNumber, error: any Error) {
         guard let stream = streams.removeValue(forKey: id) else { return }
-        let writerError = RequestBodyNotSent(reason: closedReasons.removeValue(forKey: id) ?? "the stream closed: \(error)")
+        let reason = closedReasons.removeValue(forKey: id) ?? "the stream closed: \(error)"
+        // Kept a while for writers that come after the close.
+        if recentlyClosed.count == Self.recentlyResetCapacity { recentlyClosed.removeFirst() }
+        recentlyClosed.append((id, reason))
+        let writerError = RequestBodyNotSent(reason: reason)
         for promise in sendWindows.close(id) { promise.fail(writerError) }
         // A head that arrived counts as arrived: what failed is the body.
         if let head = takePendingHead(id) { stream.response.deliverHead(head) }

@@ -43,6 +43,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     static let recentlyResetCapacity = 128
     /// Why a stream's request body can no longer be sent, for its writer's error.
     var closedReasons: [HTTP2StreamNumber: String] = [:]
+    /// Streams that closed lately without both sides ending, and why.
+    var recentlyClosed: [(stream: HTTP2StreamNumber, reason: String)] = []
     /// Response fields that passed the checks lately.
     private var acceptedFields = ResponseFieldCache()
     var nextStreamID: HTTP2StreamNumber = 1
