@@ -145,7 +145,15 @@ extension LBPool {
         var avoid: ResolvedAddress?
         while true {
             // Comes with a stream slot reserved.
-            let subconnection = try await pickSubconnection(until: deadline, avoiding: avoid)
+            let subconnection: Subconnection
+            do {
+                subconnection = try await pickSubconnection(until: deadline, avoiding: avoid)
+            } catch var error as LBPoolError {
+                // A request that ran out of time or options after attempts is the last
+                // attempt's address's failure.
+                error.address = error.address ?? avoid
+                throw error
+            }
             // Requests may be waiting for a free stream.
             defer { release(subconnection) }
             var retryAfterStatus: Duration??
