@@ -8,6 +8,8 @@ set -euo pipefail
 client="$1"
 bin="$2"
 requests="${BENCH_REQUESTS:-100000}"
+# Requests of the large-body rows (4 MiB each).
+big_requests="${BENCH_BIG_REQUESTS:-300}"
 # Each load row is run this many times, interleaved with its reference, and the run with the
 # median requests/s is reported: two cores shared by client and server make single runs noisy.
 runs="${BENCH_RUNS:-5}"
@@ -143,6 +145,46 @@ done
 read -r h1_rps h1_mean h1_client_us h1_server_us < <(median "${h1_runs[@]}")
 ahc_h1=($(median "${ahc_h1_runs[@]}")); ahc_h1[3]=$(failures "${ahc_h1_runs[@]}")
 
+echo "== large bodies: 4 MiB responses at /big, $big_requests requests, $runs runs, 3 and 9 concurrent streams"
+# MiB/s and client CPU (ms) per MiB of a run of $big_requests 4 MiB responses, from rps and client_us.
+big_figures() { python3 -c "print(round($1 * 4, 1), round($2 / 4 / 1000, 2))"; }
+big_per=$((big_requests / 3))
+big_rows=()
+for streams in 1 3; do
+  for proto in h2c tls; do
+    if [ "$proto" = h2c ]; then scheme=http; p="$port"; extra=(); else scheme=https; p="$tls_port"; extra=(--ca-file "$work/ca.pem"); fi
+    label="big-$proto-$streams"
+    h2_runs=(); pool_runs=()
+    for round in $(seq "$runs"); do
+      before=$(server_ticks)
+      { time {
+        big_pids=()
+        for ip in "${ips[@]}"; do
+          h2load -n "$big_per" -c 1 -m "$streams" "$scheme://$ip:$p/big" > "$work/h2load-$label-$ip.txt" 2>&1 &
+          big_pids+=($!)
+        done
+        for pid in "${big_pids[@]}"; do wait "$pid"; done
+      }; } 2> "$work/time-$label.txt"
+      cpu_per_request "$work/time-$label.txt" "$before" $((big_per * 3))
+      h2_rps=0
+      for ip in "${ips[@]}"; do
+        one=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' "$work/h2load-$label-$ip.txt")
+        h2_rps=$(python3 -c "print($h2_rps + ${one:-0})")
+      done
+      h2_runs+=("$(big_figures "$h2_rps" "$client_us")")
+      saved_requests="$requests"; requests=$((big_per * 3))
+      json_run "pool-$label" "$client" "$scheme://$name:$p/big" --requests "$requests" --concurrency $((streams * 3)) \
+        --dns-server "127.0.0.1:$dns_port" --json --no-request-id "${extra[@]}"
+      requests="$saved_requests"
+      pool_runs+=("$(big_figures "$rps" "$client_us") $failed")
+    done
+    read -r h2_mib h2_cpu < <(median "${h2_runs[@]}")
+    read -r pool_mib pool_cpu pool_failed < <(median "${pool_runs[@]}")
+    echo "large bodies $proto, $((streams * 3)) streams: h2load $h2_mib MiB/s ($h2_cpu ms CPU/MiB), pool $pool_mib MiB/s ($pool_cpu ms CPU/MiB), ratio $(ratio "$pool_mib" "$h2_mib")"
+    big_rows+=("| $proto | $((streams * 3)) | $h2_mib MiB/s | $h2_cpu ms | $pool_mib MiB/s | $pool_cpu ms | $(ratio "$pool_mib" "$h2_mib") × h2load | $pool_failed |")
+  done
+done
+
 echo "== scale: $scale_name with 1000 A records (TCP after UDP truncation), minConnections 1"
 scale_ips=()
 for i in $(seq 0 999); do scale_ips+=("127.1.$((i / 250)).$((i % 250 + 1))"); done
@@ -197,6 +239,16 @@ h2load_version=$(h2load --version | head -1)
   echo
   echo "The pool reaches the three backends through one DNS name (dnsmasq); AsyncHTTPClient has no"
   echo "balancing of its own, so its load program sends to the three backend URLs in turn."
+  echo
+  echo "## Large responses: 4 MiB bodies"
+  echo
+  echo "\`GET /big\` (4 MiB, a static file) from the three backends; $big_requests requests per run, the median of $runs. h2load runs one"
+  echo "connection per backend with 1 or 3 concurrent streams; the pool runs 3 or 9 concurrent requests over the same three"
+  echo "addresses. CPU per MiB is the client's user + system time over the run divided by the MiB received."
+  echo
+  echo "| protocol | concurrent streams | h2load | h2load CPU / MiB | swift-lbpool | pool CPU / MiB | ratio | failed |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${big_rows[@]}"
   echo
   echo "## Scale: 1000 addresses"
   echo

@@ -4,6 +4,10 @@
 # (HTTP/1.1), dns_port. Defines make_certificates, start_nginx, start_many_nginx and start_dns.
 work="$(mktemp -d /tmp/lbpool-fleet.XXXXXX)"
 chmod 755 "$work"
+# A 4 MiB body every backend serves at /big (large-response benchmarks).
+BIG_BODY="$work/big.bin"
+head -c $((4 << 20)) /dev/zero | tr '\0' 'b' > "$BIG_BODY"
+chmod 644 "$BIG_BODY"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -56,6 +60,7 @@ http {
   server {
 $2
     location / { return 200 "$3\n"; }
+    location = /big { default_type application/octet-stream; alias $BIG_BODY; }
   }
 }
 CONF

@@ -27,6 +27,22 @@ enum DocumentationExamples {
         }
     }
 
+    static func fullDuplex(pool: LBPool) async throws -> HTTPFields? {
+        let request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/chat")
+        let trailers = try await pool.execute(request, duplex: { stream in
+            try await stream.write(ByteBuffer(string: "hello\n"))
+            let response = try await stream.response()
+            var body = response.body.makeAsyncIterator()
+            if let answer = try await body.next() {
+                try await stream.write(ByteBuffer(string: "you said \(answer.readableBytes) bytes\n"))
+            }
+            try await stream.finish(trailers: [HTTPField.Name("x-done")!: "1"])
+            while let more = try await body.next() { print(more.readableBytes) }
+            return response.body.trailers
+        })
+        return trailers
+    }
+
     static func longLivedStream(pool: LBPool, process: (ByteBuffer) -> String) async throws {
         var cursor = "0"
         while !Task.isCancelled {
