@@ -42,6 +42,10 @@ final class ScriptedHTTP2Server: Sendable {
         self.channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A small send buffer (the kernel doubles it): a flood's write completes only once the
+            // client took most of what came before, so frames counted as written are close to
+            // frames the client read, and a client that stops reading stalls the writes sooner.
+            .childChannelOption(.socketOption(.so_sndbuf), value: 16 * 1024)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let record = Observed(ConnectionRecord())
