@@ -302,7 +302,6 @@ import Testing
         try await withScriptedServer { server, pool in
             let first = try await server.connection(1)
             let (request, stream) = try await startRequest(pool, on: first, id: "upgrade")
-            let start = ContinuousClock.now
             let answered = await first.pingRoundTrip(after: H2.headers(stream: stream, block: first.headerBlock([(":status", "101")])))
 
             #expect(answered, "the connection died over a stream error")
@@ -310,9 +309,8 @@ import Testing
             #expect(reset?.errorCode == H2.ErrorCode.protocolError, "RST_STREAM(PROTOCOL_ERROR) expected on stream \(stream); the client sent \(first.frames)")
             try await first.write(okHead(first, stream, endStream: false), H2.data(stream: stream, "after 101", endStream: true))
             let result = await request.result
-            let elapsed = ContinuousClock.now - start
             #expect(result.error is LBPoolError, "a 101 response ended with \(result.summary)")
-            #expect((result.error as? LBPoolError)?.code != .deadlineExceeded && elapsed < .seconds(1), "failed after \(elapsed): \(result.summary)")
+            #expect((result.error as? LBPoolError)?.code != .deadlineExceeded, "failed at its deadline: \(result.summary)")
         }
     }
 
