@@ -193,11 +193,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
             return
         }
         parser.append(bytes)
-        do {
+        do throws(HTTP2ConnectionError) {
             while let frame = try parser.next() {
                 try read(frame)
             }
             try spendGlitch(parser.takeIgnoredFrames())
+            if let pendingViolation { throw pendingViolation }
         } catch {
             connectionError(error)
         }
