@@ -151,6 +151,10 @@ extension LBPool {
             /// nothing (the client stops reading from a server that does not read its answers,
             /// and closes past this). Default: 10 000.
             public var maxOwedControlFrames = 10_000
+            /// A response body that receives no DATA for this long fails its stream (reset with
+            /// `CANCEL`; the reader's error names this setting). Default: `nil`, no limit: a
+            /// long poll or a quiet event stream may wait as long as it lives.
+            public var responseBodyIdleTimeout: Duration?
 
             public init() {}
         }
@@ -246,6 +250,9 @@ extension LBPool {
             }
             guard (0...1_000_000).contains(http2Limits.glitchesPerSecond) else {
                 throw .init(setting: "http2Limits.glitchesPerSecond", value: "\(http2Limits.glitchesPerSecond)", reason: "must be in 0...1000000")
+            }
+            if let timeout = http2Limits.responseBodyIdleTimeout {
+                try Validate.positive(timeout, "http2Limits.responseBodyIdleTimeout")
             }
             guard http2Limits.maxOwedControlFrames >= 1 else {
                 throw .init(setting: "http2Limits.maxOwedControlFrames", value: "\(http2Limits.maxOwedControlFrames)", reason: "must be at least 1")

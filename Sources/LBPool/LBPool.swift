@@ -104,7 +104,8 @@ public final class LBPool: Service, Sendable {
                 maxContinuationFrames: configuration.http2Limits.maxContinuationFrames,
                 glitchBurst: configuration.http2Limits.glitchBurst,
                 glitchesPerSecond: configuration.http2Limits.glitchesPerSecond,
-                maxOwedControlFrames: configuration.http2Limits.maxOwedControlFrames),
+                maxOwedControlFrames: configuration.http2Limits.maxOwedControlFrames,
+                responseBodyIdleTimeout: configuration.http2Limits.responseBodyIdleTimeout),
             logger: logger
         )
         self.balancer = Balancer(

@@ -199,6 +199,34 @@ import Testing
         #expect(!channel.isActive)
     }
 
+    @Test func aResponseBodyWithoutDataForTheIdleTimeoutFailsItsStream() async throws {
+        var limits = HTTP2ClientLimits()
+        limits.responseBodyIdleTimeout = .seconds(4)
+        let (channel, events, handler) = try base.connectedHandler(limits: limits)
+        try base.send(channel) { $0.writeHTTP2Settings([]) }
+        #expect(events.all == [.ready])
+        _ = try base.written(channel)
+        let response = try get(handler, channel)
+        try base.send(channel) {
+            headers([(":status", "200")], stream: 1, endStream: false, into: &$0)
+            data("first", stream: 1, endStream: false, into: &$0)
+        }
+        _ = try await response.head()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        try base.send(channel) { data("second", stream: 1, endStream: false, into: &$0) }
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(resets(try base.written(channel)).isEmpty, "DATA within the timeout keeps the body alive")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(resets(try base.written(channel)).map(\.1) == [.cancel])
+        let body = ResponseBody(response)
+        do {
+            _ = try await body.collect(upTo: 100)
+            Issue.record("the idle body ended normally")
+        } catch {
+            #expect("\(error)".contains("no response body bytes for 4.0 seconds (responseBodyIdleTimeout)"), "\(error)")
+        }
+    }
+
     @Test func aRequestLargerThanTheServersHeaderListLimitFailsUnsent() async throws {
         let (channel, _, handler) = try base.connectedHandler()
         try base.send(channel) { $0.writeHTTP2Settings([(HTTP2SettingID.maxHeaderListSize, 200)]) }

@@ -229,6 +229,7 @@ extension ConnectionHandler {
             streams[id] = stream
         case .head(let head, let ended):
             stream.deadline = nil
+            if limits.responseBodyIdleTimeout != nil { stream.lastActivity = channelContext?.eventLoop.now }
             streams[id] = stream
             stream.response.expectBody(of: stream.machine.expectedLength)
             // Handed over with the body that follows in the same read, if any (see
@@ -275,6 +276,7 @@ extension ConnectionHandler {
             return
         }
         let chunk = data.readableBytes > 0 ? data : nil
+        if limits.responseBodyIdleTimeout != nil { stream.lastActivity = channelContext?.eventLoop.now }
         if ended {
             streams[id] = stream
             remoteEnded(id, lastChunk: chunk)
@@ -412,6 +414,13 @@ struct RequestBodyNotSent: Error, CustomStringConvertible {
     var reason: String
 
     var description: String { "request body not sent: \(reason)" }
+}
+
+/// No DATA of a response body arrived for ``timeout``: the stream was reset.
+struct ResponseBodyIdle: Error, CustomStringConvertible {
+    var timeout: Duration
+
+    var description: String { "no response body bytes for \(timeout) (responseBodyIdleTimeout)" }
 }
 
 /// The request's header list is larger than the server's SETTINGS_MAX_HEADER_LIST_SIZE: it was

@@ -22,6 +22,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         /// The stream is reset if no response head arrived by then; `nil` once one did.
         var deadline: NIODeadline?
         var machine: HTTP2StreamStateMachine
+        /// When the response last made progress (its head, or DATA); kept only with a
+        /// ``HTTP2ClientLimits/responseBodyIdleTimeout``.
+        var lastActivity: NIODeadline?
     }
 
     private var machine = SubconnectionStateMachine()
@@ -31,6 +34,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readyTimeout: Scheduled<Void>?
     private var drainDeadline: Scheduled<Void>?
     private var keepaliveTimer: RepeatedTask?
+    private var idleTimer: RepeatedTask?
     private var pingTimeout: Scheduled<Void>?
     private var pingCounter: UInt64 = 0
     private var prefaceSent = false
@@ -178,6 +182,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         readyTimeout?.cancel()
         drainDeadline?.cancel()
         keepaliveTimer?.cancel()
+        idleTimer?.cancel()
         pingTimeout?.cancel()
         streamDeadlineTimer?.task.cancel()
         streamDeadlineTimer = nil
@@ -485,6 +490,31 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
+    // MARK: - Idle response bodies
+
+    /// Checks, a few times per `timeout`, for response bodies that stopped: one timer per
+    /// connection, none per stream.
+    private func startIdleChecks(_ timeout: Duration) {
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let period = TimeAmount.nanoseconds(max(TimeAmount(timeout).nanoseconds / 4, 10_000_000))
+        idleTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            loopBound.value.resetIdleBodies(timeout)
+        }
+    }
+
+    private func resetIdleBodies(_ timeout: Duration) {
+        guard let context else { return }
+        let now = context.eventLoop.now, limit = TimeAmount(timeout)
+        let idle = streams.compactMap { id, stream -> HTTP2StreamNumber? in
+            guard stream.machine.response == .body, let last = stream.lastActivity else { return nil }
+            return now - last >= limit ? id : nil
+        }
+        for id in idle {
+            resetStream(id, code: .cancel, error: ResponseBodyIdle(timeout: timeout))
+        }
+    }
+
     // MARK: - Keepalive
 
     private func startKeepalive(_ keepalive: LBPool.Configuration.Keepalive) {
@@ -523,6 +553,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             wasReady = true
             shared.isAvailable.store(true, ordering: .releasing)
             if let keepalive { startKeepalive(keepalive) }
+            if let timeout = limits.responseBodyIdleTimeout { startIdleChecks(timeout) }
             delegate.subconnection(id, address: address, didReport: .ready)
         }
         if let reason = actions.notifyDraining {

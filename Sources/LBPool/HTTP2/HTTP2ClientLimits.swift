@@ -10,4 +10,6 @@ struct HTTP2ClientLimits: Sendable, Equatable {
     var glitchesPerSecond = 100
     /// PING, SETTINGS and RST_STREAM answers the client may owe while the server does not read.
     var maxOwedControlFrames = 10_000
+    /// A response body with no DATA for this long fails; `nil` waits as long as the stream lives.
+    var responseBodyIdleTimeout: Duration?
 }
