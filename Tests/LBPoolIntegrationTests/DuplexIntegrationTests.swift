@@ -79,4 +79,63 @@ import Testing
         #expect(error?.code == .connectionFailed)
         #expect(error?.message.contains("the response ended before the request body was sent") == true, "\(String(describing: error))")
     }
+
+    /// A scripted server that refuses the first stream it sees (RST_STREAM(REFUSED_STREAM), so
+    /// not processed) — at once, or once a DATA frame of it arrived — and answers the next one
+    /// with "second".
+    static func refuseFirst(afterData: Bool) -> ScriptedHTTP2Server.Script {
+        { connection in try await refuseFirst(connection, afterData: afterData) }
+    }
+
+    static func refuseFirst(_ connection: ScriptedConnection, afterData: Bool) async throws {
+        try await connection.handshake()
+        guard let first = await connection.waitForFrame(where: { $0.type == H2.FrameType.headers }) else { return }
+        if afterData {
+            guard await connection.waitForFrame(where: { $0.type == H2.FrameType.data && $0.streamID == first.streamID }) != nil else { return }
+        }
+        try await connection.write(H2.rstStream(stream: first.streamID, code: H2.ErrorCode.refusedStream))
+        guard let second = await connection.waitForFrame(where: { $0.type == H2.FrameType.headers && $0.streamID != first.streamID }) else { return }
+        try await connection.write(
+            H2.headers(stream: second.streamID, block: connection.headerBlock([(":status", "200")])),
+            H2.data(stream: second.streamID, "second", endStream: true))
+    }
+
+    func pool(_ server: ScriptedHTTP2Server) throws -> LBPool {
+        var configuration = testConfiguration(dns: nil)
+        configuration.requestTimeout = .seconds(5)
+        return try LBPool(target: "http://127.0.0.1:\(server.port)", configuration: configuration)
+    }
+
+    @Test func aRefusedStreamWithNothingWrittenIsOpenedAgain() async throws {
+        let server = try await ScriptedHTTP2Server(script: Self.refuseFirst(afterData: false))
+        let body = try await withRunningPool(try pool(server)) { pool in
+            try await pool.execute(HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/"), duplex: { stream in
+                let response = try await stream.response()
+                return try await String(buffer: response.body.collect(upTo: 100))
+            })
+        }
+        let heads = try await server.connection(1).frames.filter { $0.type == H2.FrameType.headers }
+        await server.close()
+        #expect(body == "second")
+        #expect(heads.count == 2, "opened again after the refusal: \(heads)")
+    }
+
+    @Test func aRefusedStreamWhoseBodyBeganIsNotSentAgain() async throws {
+        let server = try await ScriptedHTTP2Server(script: Self.refuseFirst(afterData: true))
+        let error = try await withRunningPool(try pool(server)) { pool in
+            try await pool.execute(HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/"), duplex: { stream -> LBPoolError? in
+                try await stream.write(ByteBuffer(string: "gone with the first stream"))
+                do {
+                    _ = try await stream.response()
+                    return nil
+                } catch let error as LBPoolError {
+                    return error
+                }
+            })
+        }
+        let heads = try await server.connection(1).frames.filter { $0.type == H2.FrameType.headers }
+        await server.close()
+        #expect(error?.code == .connectionFailed, "\(String(describing: error))")
+        #expect(heads.count == 1, "a stream whose body was written is not sent again: \(heads)")
+    }
 }
