@@ -211,10 +211,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Back-pressure
 
-    /// Reads are held while the client owes the server frames it cannot write: a server that
-    /// sends and does not read would otherwise make the client queue answers without end.
+    /// Owed answers past which reads are held while the channel is not writable. A few are
+    /// normal (a keepalive PING during a large upload); holding reads for them could stall a
+    /// server that itself stops reading while it cannot write.
+    static let owedBeforeHoldingReads = 64
+
+    /// Reads are held while the client owes the server more answers than it can write: a
+    /// server that sends and does not read would otherwise make the client queue answers
+    /// without end.
     func read(context: ChannelHandlerContext) {
-        if !isWritable, owedWhileBlocked > 0 {
+        if !isWritable, owedWhileBlocked >= min(Self.owedBeforeHoldingReads, limits.maxOwedControlFrames) {
             readHeld = true
         } else {
             context.read()
