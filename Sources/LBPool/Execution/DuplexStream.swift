@@ -39,6 +39,8 @@ public final class DuplexStream: Sendable {
         /// Body bytes or the end of the request went out: the exchange cannot be sent again.
         var bodyStarted = false
         var reopened = 0
+        /// The response status, once its head was handed over.
+        var status: Int?
     }
 
     private let state: Mutex<State>
@@ -56,6 +58,9 @@ public final class DuplexStream: Sendable {
     }
 
     var attempt: Attempt { state.withLock { $0.attempt } }
+
+    /// The response status, once ``response()`` returned the head.
+    var status: Int? { state.withLock { $0.status } }
 
     /// The address serving the stream.
     public var servedBy: ResolvedAddress { attempt.subconnection.address }
@@ -95,6 +100,7 @@ public final class DuplexStream: Sendable {
             let attempt = self.attempt
             do {
                 let head = try await attempt.subconnection.head(of: attempt.response, deadline: deadline)
+                state.withLock { $0.status = head.status.code }
                 return LBPool.StreamingResponse(
                     head: head, body: ResponseBody(attempt.response), servedBy: attempt.subconnection.address,
                     connectionClosing: attempt.subconnection.shared.closing, attempts: 1, retryStop: nil)

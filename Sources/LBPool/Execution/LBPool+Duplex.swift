@@ -47,7 +47,8 @@ extension LBPool {
         do {
             let result = try await exchange(stream)
             metrics.succeeded.increment()
-            recordOutcome(stream.attempt.subconnection, success: true)
+            let failedStatus = stream.status.map { configuration.outlierDetection?.failureStatuses.contains($0) ?? false } ?? false
+            recordOutcome(stream.attempt.subconnection, success: !failedStatus)
             return result
         } catch {
             metrics.failed.increment()
