@@ -231,10 +231,9 @@ extension ConnectionHandler {
             stream.deadline = nil
             if limits.responseBodyIdleTimeout != nil { stream.lastActivity = channelContext?.eventLoop.now }
             streams[id] = stream
-            stream.response.expectBody(of: stream.machine.expectedLength)
             // Handed over with the body that follows in the same read, if any (see
             // `deliverPendingHeads`): the task then wakes once, with both.
-            pendingHeads.append((id, head))
+            pendingHeads.append((id, head, stream.machine.expectedLength))
             if ended { remoteEnded(id, lastChunk: nil) }
         case .trailers(let trailers):
             streams[id] = stream
@@ -246,16 +245,17 @@ extension ConnectionHandler {
     /// The read is over: heads no body followed in it go to their tasks now.
     func deliverPendingHeads() {
         guard !pendingHeads.isEmpty else { return }
-        for (id, head) in pendingHeads {
-            streams[id]?.response.deliverHead(head)
+        for (id, head, length) in pendingHeads {
+            streams[id]?.response.deliverHead(head, expectedLength: length)
         }
         pendingHeads.removeAll(keepingCapacity: true)
     }
 
-    /// Takes the head of `id` that was read but not handed over yet.
-    private func takePendingHead(_ id: HTTP2StreamNumber) -> HTTPResponse? {
+    /// Takes the head of `id` that was read but not handed over yet, with its body's length.
+    private func takePendingHead(_ id: HTTP2StreamNumber) -> (head: HTTPResponse, length: Int?)? {
         guard let index = pendingHeads.firstIndex(where: { $0.stream == id }) else { return nil }
-        return pendingHeads.remove(at: index).head
+        let pending = pendingHeads.remove(at: index)
+        return (pending.head, pending.length)
     }
 
     func dataRead(_ data: ByteBuffer, on id: HTTP2StreamNumber, endStream: Bool, flowControlledLength: Int) throws(HTTP2ConnectionError) {
@@ -287,8 +287,8 @@ extension ConnectionHandler {
             output.writeHTTP2WindowUpdate(stream: id, increment: increment)
         }
         streams[id] = stream
-        if let head = takePendingHead(id) {
-            stream.response.deliver(head, chunk: chunk, end: false)
+        if let (head, length) = takePendingHead(id) {
+            stream.response.deliver(head, expectedLength: length, chunk: chunk, end: false)
             return
         }
         if let chunk { stream.response.append(chunk, end: false) }
@@ -345,8 +345,8 @@ extension ConnectionHandler {
     }
 
     private func deliverEnd(_ id: HTTP2StreamNumber, _ stream: OpenStream, lastChunk: ByteBuffer?) {
-        if let head = takePendingHead(id) {
-            stream.response.deliver(head, chunk: lastChunk, end: true)
+        if let (head, length) = takePendingHead(id) {
+            stream.response.deliver(head, expectedLength: length, chunk: lastChunk, end: true)
         } else {
             stream.response.append(lastChunk, end: true)
         }
@@ -376,7 +376,7 @@ extension ConnectionHandler {
         let writerError = RequestBodyNotSent(reason: reason)
         for promise in sendWindows.close(id) { promise.fail(writerError) }
         // A head that arrived counts as arrived: what failed is the body.
-        if let head = takePendingHead(id) { stream.response.deliverHead(head) }
+        if let (head, length) = takePendingHead(id) { stream.response.deliverHead(head, expectedLength: length) }
         stream.response.fail(error)
         streamEnded()
     }
@@ -387,7 +387,7 @@ extension ConnectionHandler {
         streams.removeAll()
         for (id, stream) in open {
             for promise in sendWindows.close(id) { promise.fail(error) }
-            if let head = takePendingHead(id) { stream.response.deliverHead(head) }
+            if let (head, length) = takePendingHead(id) { stream.response.deliverHead(head, expectedLength: length) }
             stream.response.fail(error)
         }
     }

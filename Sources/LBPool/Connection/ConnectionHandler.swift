@@ -98,7 +98,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var promisesInOutput: [EventLoopPromise<Void>] = []
     /// Response heads read in this read, waiting for the body that may follow in it. Kept out
     /// of ``OpenStream`` so that the stream entries stay small to copy.
-    var pendingHeads: [(stream: HTTP2StreamNumber, head: HTTPResponse)] = []
+    var pendingHeads: [(stream: HTTP2StreamNumber, head: HTTPResponse, length: Int?)] = []
 
     let id: SubconnectionID
     let address: ResolvedAddress

@@ -69,26 +69,22 @@ final class ResponseStream: Sendable {
         state.withLock { $0.headSent = true }
     }
 
-    /// The head declared a content-length (``collect`` reserves room for it).
-    func expectBody(of length: Int?) {
-        guard let length else { return }
-        state.withLock { $0.expectedLength = length }
-    }
-
     /// The response's trailers arrived; the end of the body follows.
     func setTrailers(_ trailers: HTTPFields) {
         state.withLock { $0.trailers = trailers }
     }
 
-    func deliverHead(_ response: HTTPResponse) {
-        deliver(response, chunk: nil, end: false)
+    func deliverHead(_ response: HTTPResponse, expectedLength: Int?) {
+        deliver(response, expectedLength: expectedLength, chunk: nil, end: false)
     }
 
-    /// The response head together with the body that came with it (possibly all of it): one
+    /// The response head together with the body that came with it (possibly all of it), and
+    /// the body's declared length (``ResponseBody/collect(upTo:)`` reserves room for it): one
     /// lock, and the task wakes once.
-    func deliver(_ response: HTTPResponse, chunk: ByteBuffer?, end: Bool) {
+    func deliver(_ response: HTTPResponse, expectedLength: Int?, chunk: ByteBuffer?, end: Bool) {
         let waiter = state.withLock { state -> UnsafeContinuation<HTTPResponse, any Error>? in
             guard case .waiting(let waiter) = state.head else { return nil }
+            state.expectedLength = expectedLength
             if let chunk, chunk.readableBytes > 0 { state.chunks.append(chunk) }
             if end, state.end == nil { state.end = .success(()) }
             if let waiter {
