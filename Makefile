@@ -1,7 +1,14 @@
 # swift-lbpool: `make test` runs every test, `make demo` shows the round-robin example.
 # Tests run one at a time: the integration suites put real load on two cores.
 SHELL := /bin/bash
-APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client iproute2 openssl procps nodejs
+# The other HTTP/2 servers of InteropTests: Apache httpd with mod_http2 and mod_lua (apache2-bin:
+# the server and its modules, without the service that the apache2 package starts), h2o (with
+# mruby). Node's http2 module comes with `node` (Debian's nodejs, installed only if no node is
+# on PATH), hypercorn from PyPI for the python3 on PATH (python3-pip only if it has no pip).
+INTEROP_APT_PACKAGES := apache2-bin h2o
+INTEROP_PIP_PACKAGE := hypercorn>=0.18
+APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client iproute2 openssl procps \
+  $(INTEROP_APT_PACKAGES)
 SWIFT ?= swift
 
 .PHONY: all build deps test unit integration demo docs bench clean
@@ -15,6 +22,8 @@ deps:
 	for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	python3 -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "installing:$$missing"; \
@@ -22,6 +31,13 @@ deps:
 	  else \
 	    echo "missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
+	fi
+	@# hypercorn, unless the python3 on PATH has it at the version the tests were written for.
+	@# A Debian python3 refuses pip installs outside a venv (PEP 668) unless told otherwise.
+	@if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(tuple(map(int, m.version("hypercorn").split(".")[:2])) < (0, 18))' 2>/dev/null; then \
+	  echo "installing $(INTEROP_PIP_PACKAGE) from PyPI"; \
+	  python3 -m pip install --quiet --disable-pip-version-check "$(INTEROP_PIP_PACKAGE)" 2>/dev/null || \
+	    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$(INTEROP_PIP_PACKAGE)" || exit 1; \
 	fi
 
 build: deps
