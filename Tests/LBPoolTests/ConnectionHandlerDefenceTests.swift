@@ -230,6 +230,26 @@ import Testing
         }
     }
 
+    @Test func aStreamPastALimitTheServerLoweredIsNotOpened() async throws {
+        let (channel, _, handler) = try ready()
+        _ = try get(handler, channel)
+        // A server that stops takes new streams away (hypercorn does on a graceful stop).
+        try base.send(channel) { $0.writeHTTP2Settings([(HTTP2SettingID.maxConcurrentStreams, 1)]) }
+        _ = try base.written(channel)
+        let response = ResponseStream()
+        let head = RequestHead(.init(method: .get, scheme: nil, authority: nil, path: "/"), scheme: "http", authority: "api", bodyLength: nil)
+        #expect(handler.openStream(response, head: head, body: nil, endStream: true, deadline: .now() + .seconds(10)) == nil)
+        channel.embeddedEventLoop.run()
+        #expect(try base.written(channel).isEmpty, "no HEADERS past the server's limit")
+        do {
+            _ = try await response.head()
+            Issue.record("opened past the limit")
+        } catch let failure as ResponseStream.HeadFailure {
+            #expect(!failure.headSent, "not sent: the pool sends it again elsewhere")
+            #expect("\(failure.underlying)".contains("allows 1 concurrent streams"), "\(failure.underlying)")
+        }
+    }
+
     @Test func aRequestLargerThanTheServersHeaderListLimitFailsUnsent() async throws {
         let (channel, _, handler) = try base.connectedHandler()
         try base.send(channel) { $0.writeHTTP2Settings([(HTTP2SettingID.maxHeaderListSize, 200)]) }

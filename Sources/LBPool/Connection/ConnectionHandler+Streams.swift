@@ -28,6 +28,13 @@ extension ConnectionHandler {
             response.fail(ConnectionClosedError("the connection is going away"))
             return nil
         }
+        // Checked again here, on the loop: the slot was reserved against the limit known then,
+        // and a SETTINGS read since may have lowered it (a server that stops takes new streams
+        // away with SETTINGS_MAX_CONCURRENT_STREAMS = 0). Not sent, so sent again elsewhere.
+        guard openStreamCount < peerMaxConcurrentStreams else {
+            response.fail(ConnectionClosedError("the server allows \(peerMaxConcurrentStreams) concurrent streams, and as many are open"))
+            return nil
+        }
         if let limit = peerMaxHeaderListSize {
             let size = head.headerListSize
             guard size <= limit else {

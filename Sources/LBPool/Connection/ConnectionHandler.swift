@@ -477,6 +477,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         perform(machine.streamClosed())
     }
 
+    /// Streams open on the connection, and how many the server allows at once.
+    var openStreamCount: Int { machine.openStreams }
+    var peerMaxConcurrentStreams: Int { machine.maxConcurrentStreams }
+
     /// Whether new streams may open: ready, and not going away.
     var acceptsStreams: Bool {
         machine.state == .ready
