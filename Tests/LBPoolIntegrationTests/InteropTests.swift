@@ -247,4 +247,63 @@ import Testing
         }
         try await expectExactSplit(served, backends: backends, prefix: "tls")
     }
+
+    /// The servers whose `/echo` answers each chunk as it arrives and whose `/trailers` sends
+    /// trailers (Apache and h2o serve static files only here).
+    static let appServers: [InteropServer] = [.node, .hypercorn]
+
+    /// A full-duplex exchange on one stream: chunk n+1 is written only after the server's echo of
+    /// chunk n was read.
+    @Test(arguments: appServers)
+    func fullDuplexEchoAnswersEachChunkBeforeTheNext(_ server: InteropServer) async throws {
+        let ip = Self.ips[0]
+        let backend = try InteropBackend(server, ip: ip, port: try freePort(alsoOn: [ip]))
+        try await backend.start()
+        defer { withExtendedLifetime(backend) {} }
+        let pool = try LBPool(target: "http://\(ip):\(backend.port)", configuration: testConfiguration(dns: nil))
+        let echoed = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(10))
+            let request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/echo")
+            return try await pool.execute(request, duplex: { stream -> Int in
+                var body: ResponseBody.AsyncIterator?
+                var echoed = 0
+                for number in 0..<100 {
+                    let message = "chunk \(number) of the exchange\n"
+                    try await stream.write(ByteBuffer(string: message))
+                    if body == nil { body = try await stream.response().body.makeAsyncIterator() }
+                    var answer = ""
+                    while answer.utf8.count < message.utf8.count, let chunk = try await body?.next() {
+                        answer += String(buffer: chunk)
+                    }
+                    #expect(answer == message, "\(server)")
+                    if answer == message { echoed += 1 }
+                }
+                try await stream.finish()
+                while try await body?.next() != nil {}
+                return echoed
+            })
+        }
+        #expect(echoed == 100, "\(server)")
+    }
+
+    /// Response trailers reach the caller of a collected request.
+    @Test(arguments: appServers)
+    func responseTrailersReachTheCaller(_ server: InteropServer) async throws {
+        let ip = Self.ips[0]
+        let backend = try InteropBackend(server, ip: ip, port: try freePort(alsoOn: [ip]))
+        try await backend.start()
+        defer { withExtendedLifetime(backend) {} }
+        let pool = try LBPool(target: "http://\(ip):\(backend.port)", configuration: testConfiguration(dns: nil))
+        let response = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(10))
+            var request = get("/trailers", id: "trailers-1")
+            // hypercorn sends trailers only to a request that says it takes them.
+            request.headerFields[.te] = "trailers"
+            return try await pool.execute(request)
+        }
+        #expect(String(buffer: response.body) == "trailers from \(ip)\n", "\(server)")
+        #expect(response.trailers?[HTTPField.Name("grpc-status")!] == "0", "\(server): \(String(describing: response.trailers))")
+        let checksum = InteropPayload.adler32(response.body.readableBytesView)
+        #expect(response.trailers?[HTTPField.Name("x-checksum")!] == "\(checksum)", "\(server)")
+    }
 }

@@ -61,9 +61,15 @@ enum NodeBackend {
           const id = headers['x-request-id'] || '-';
           const chunks = [];
           let received = 0;
+          let clientDone = 'none';
           if (path === '/echo') {
-            // Full duplex: the head goes out at once, each chunk as it arrives.
-            stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+            // Full duplex: the head goes out at once, each chunk as it arrives; trailers at the
+            // end count what was read and repeat the request's trailer `x-client-done`.
+            stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' }, { waitForTrailers: true });
+            stream.on('trailers', (trailers) => { clientDone = trailers['x-client-done'] || 'none'; });
+            stream.on('wantTrailers', () => {
+              stream.sendTrailers({ 'x-chunks': String(chunks.length), 'x-bytes': String(received), 'x-client-done': clientDone });
+            });
             stream.on('data', (chunk) => {
               chunks.push(chunk);
               received += chunk.length;
