@@ -71,8 +71,14 @@ FUZZ_RSS_LIMIT_MB ?= 2048
 FUZZ_TIMEOUT ?= 10
 FUZZ_SCRATCH ?= .build-fuzz
 FUZZ_FLAGS ?=
-FUZZ_BUILD := LBPOOL_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --sanitize fuzzer --sanitize address
-FUZZ_BIN = $$(LBPOOL_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --sanitize fuzzer --sanitize address --show-bin-path)
+# `--sanitize fuzzer` makes SwiftPM link libFuzzer's `main` rather than the executable's own.
+# AddressSanitizer is added by hand, not with `--sanitize address`: SwiftPM would pass swiftc two
+# -sanitize= flags, of which swiftc keeps the last, in an order that changes from run to run (so
+# Swift code got either coverage or AddressSanitizer, and each change rebuilt everything).
+# swiftc's last -sanitize= is this one, with both.
+FUZZ_SANITIZE := --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address -Xcxx -fsanitize=address
+FUZZ_BUILD := LBPOOL_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) $(FUZZ_SANITIZE)
+FUZZ_BIN = $$($(FUZZ_BUILD) --show-bin-path)
 
 fuzz-build: deps
 	for target in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $${target}Fuzzer || exit 1; done
