@@ -13,6 +13,7 @@ struct ClientFrameChecker {
     struct Request {
         var method: String
         var path: String
+        var fields: [(name: String, value: String)]
         var bodyLength: Int
         var headersSent = false
         var bodySent = 0
@@ -38,8 +39,8 @@ struct ClientFrameChecker {
     }
 
     /// The harness opened a request on `stream`.
-    mutating func expect(stream: HTTP2StreamNumber, method: String, path: String, bodyLength: Int) {
-        requests[stream] = Request(method: method, path: path, bodyLength: bodyLength)
+    mutating func expect(stream: HTTP2StreamNumber, method: String, path: String, fields: [(name: String, value: String)], bodyLength: Int) {
+        requests[stream] = Request(method: method, path: path, fields: fields, bodyLength: bodyLength)
     }
 
     /// Bytes the client wrote, in order.
@@ -159,6 +160,7 @@ struct ClientFrameChecker {
             throw FuzzFinding("the client's header block on stream \(stream) does not decode: \(error)")
         }
         var expected = [(":method", request.method), (":scheme", "http"), (":authority", "fuzz"), (":path", request.path)]
+        expected += request.fields
         if request.bodyLength > 0 { expected.append(("content-length", String(request.bodyLength))) }
         guard fields.elementsEqual(expected, by: { $0.name == $1.0 && $0.value == $1.1 }) else {
             throw FuzzFinding("the client's header block on stream \(stream) decodes to \(fields), not \(expected)")

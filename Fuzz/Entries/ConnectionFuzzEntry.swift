@@ -7,7 +7,7 @@ import Synchronization
 @testable import LBPool
 
 /// The connection fuzz target: a ``ConnectionHandler`` on an `EmbeddedChannel` reading what a
-/// server sends, with request streams open. Input: two option bytes, then the server's bytes.
+/// server sends, with request streams open. Input: three option bytes, then the server's bytes.
 ///
 /// Byte 0, bit by bit from the lowest: 0: the harness sends a valid SETTINGS frame before the
 /// input; 1–2: how many requests to open (0–3), as soon as the connection is ready; 3: the first
@@ -17,6 +17,12 @@ import Synchronization
 /// Byte 1: bits 0–4: the input is read in pieces of 1, 2, …, n bytes (0: in one read); 5: the
 /// requests open one per read rather than all at once; 6: the first request is cancelled by
 /// its task after the first read; 7: the pool drains the connection after the first read.
+/// Byte 2: bits 0–1: the requests' fields beyond the pseudo-headers (none; `user-agent` and
+/// `accept`; a request id the encoder keeps out of its table and an `authorization` it never
+/// indexes; a 3000-byte `cookie`); 2: the first request has a 20 000-byte field, so its header
+/// block takes CONTINUATION frames; 3: after each read, the reader takes up to 2 KiB of what
+/// arrived of each response body, which opens the stream's window again; 4: every request has
+/// the same path, so the encoder may reuse the bytes of the last pseudo-headers.
 ///
 /// Besides not crashing, trapping or hanging:
 /// - what the client writes must be valid HTTP/2 (``ClientFrameChecker``), its request header
@@ -37,8 +43,12 @@ enum ConnectionFuzzEntry {
         var oneRequestPerRead: Bool
         var cancelFirst: Bool
         var drainAfterFirstRead: Bool
+        var fieldSet: Int
+        var largeFieldOnFirst: Bool
+        var readerConsumes: Bool
+        var samePath: Bool
 
-        init(_ first: UInt8, _ second: UInt8) {
+        init(_ first: UInt8, _ second: UInt8, _ third: UInt8) {
             settingsFirst = first & 0x01 != 0
             requests = Int(first >> 1 & 0x03)
             bodyOnFirst = first & 0x08 != 0
@@ -50,6 +60,35 @@ enum ConnectionFuzzEntry {
             oneRequestPerRead = second & 0x20 != 0
             cancelFirst = second & 0x40 != 0
             drainAfterFirstRead = second & 0x80 != 0
+            fieldSet = Int(third & 0x03)
+            largeFieldOnFirst = third & 0x04 != 0
+            readerConsumes = third & 0x08 != 0
+            samePath = third & 0x10 != 0
+        }
+
+        /// The fields of request number `index` (beyond the pseudo-headers).
+        func fields(request index: Int) -> HTTPFields {
+            var fields = HTTPFields()
+            switch fieldSet {
+            case 1:
+                fields[.userAgent] = "lbpool-fuzz/1.0"
+                fields[.accept] = "application/json"
+            case 2:
+                var id = HTTPField(name: HTTPField.Name("x-request-id")!, value: "req-\(index)-\(index * 7919)")
+                id.indexingStrategy = .avoid
+                var secret = HTTPField(name: .authorization, value: "Bearer s\(index)")
+                secret.indexingStrategy = .disallow
+                fields.append(id)
+                fields.append(secret)
+            case 3:
+                fields[.cookie] = "session=" + String(repeating: "c", count: 3000)
+            default:
+                break
+            }
+            if index == 0, largeFieldOnFirst {
+                fields[HTTPField.Name("x-large")!] = String(repeating: "L", count: 20_000)
+            }
+            return fields
         }
     }
 
@@ -72,9 +111,10 @@ enum ConnectionFuzzEntry {
 
     /// Opens one request stream; returns its id, or `nil` if the handler refused it.
     static func openRequest(
-        on handler: ConnectionHandler, _ response: ResponseStream, head: Bool, path: String, body: ByteBuffer?, deadline: NIODeadline
+        on handler: ConnectionHandler, _ response: ResponseStream, head: Bool, path: String, fields: HTTPFields,
+        body: ByteBuffer?, deadline: NIODeadline
     ) -> HTTP2StreamNumber? {
-        let request = HTTPRequest(method: head ? .head : .get, scheme: nil, authority: nil, path: path)
+        let request = HTTPRequest(method: head ? .head : .get, scheme: nil, authority: nil, path: path, headerFields: fields)
         let requestHead = RequestHead(request, scheme: "http", authority: "fuzz", bodyLength: body?.readableBytes)
         return handler.openStream(response, head: requestHead, body: body.map { .bytes($0) }, deadline: deadline)?.streamID
     }
@@ -82,9 +122,9 @@ enum ConnectionFuzzEntry {
     // MARK: - The run
 
     static func run(_ input: UnsafeRawBufferPointer) throws(FuzzFinding) {
-        guard input.count >= 2 else { return }
-        let options = Options(input[0], input[1])
-        var server = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: input[2...]))
+        guard input.count >= 3 else { return }
+        let options = Options(input[0], input[1], input[2])
+        var server = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: input[3...]))
         var connection = Connection(options: options)
         try connection.start()
         if options.settingsFirst {
@@ -103,6 +143,7 @@ enum ConnectionFuzzEntry {
                 firstRead = false
                 try connection.afterFirstRead()
             }
+            if options.readerConsumes { try connection.consumeBodies() }
             try connection.openRequests()
         }
         if options.advanceClock {
@@ -120,6 +161,8 @@ enum ConnectionFuzzEntry {
         let channel: EmbeddedChannel
         var checker = ClientFrameChecker()
         var responses: [ResponseStream] = []
+        /// Body bytes of each stream the reader took.
+        var consumed: [HTTP2StreamNumber: Int] = [:]
         /// The server's SETTINGS_MAX_FRAME_SIZE, as far as the bytes read so far say: read by
         /// a parser of its own, since the handler's is private.
         var serverFrames = HTTP2FrameParser()
@@ -173,16 +216,19 @@ enum ConnectionFuzzEntry {
             let limit = options.oneRequestPerRead ? min(responses.count + 1, options.requests) : options.requests
             while responses.count < limit, handler.acceptsStreams {
                 let response = ResponseStream()
-                let path = "/fuzz/\(responses.count)"
+                let path = options.samePath ? "/" : "/fuzz/\(responses.count)"
                 let body = responses.isEmpty && options.bodyOnFirst ? ByteBuffer(repeating: 0x62, count: ConnectionFuzzEntry.bodyLength) : nil
                 let deadline: NIODeadline = options.deadlinesPassed ? .uptimeNanoseconds(0) : .now() + .hours(1)
+                let fields = options.fields(request: responses.count)
                 responses.append(response)
                 guard let id = ConnectionFuzzEntry.openRequest(
-                    on: handler, response, head: options.headRequests, path: path, body: body, deadline: deadline)
+                    on: handler, response, head: options.headRequests, path: path, fields: fields, body: body, deadline: deadline)
                 else {
                     throw FuzzFinding("a connection that accepts streams refused one")
                 }
-                checker.expect(stream: id, method: options.headRequests ? "HEAD" : "GET", path: path, bodyLength: body?.readableBytes ?? 0)
+                checker.expect(
+                    stream: id, method: options.headRequests ? "HEAD" : "GET", path: path,
+                    fields: fields.map { ($0.name.canonicalName, $0.value) }, bodyLength: body?.readableBytes ?? 0)
             }
             channel.embeddedEventLoop.run()
             try collectOutput()
@@ -192,6 +238,18 @@ enum ConnectionFuzzEntry {
             // As a task does when it is cancelled: the reset is queued on the event loop.
             if options.cancelFirst { responses.first?.cancel() }
             if options.drainAfterFirstRead { handler.drain(.poolShutdown) }
+            channel.embeddedEventLoop.run()
+            try collectOutput()
+        }
+
+        /// As a reader does: takes up to 2 KiB of what arrived of each response body.
+        mutating func consumeBodies() throws(FuzzFinding) {
+            for (id, stream) in handler.streams where stream.headReceived {
+                let bytes = min(2048, stream.receivedLength - consumed[id, default: 0])
+                guard bytes > 0 else { continue }
+                consumed[id, default: 0] += bytes
+                handler.bodyConsumed(bytes, on: id)
+            }
             channel.embeddedEventLoop.run()
             try collectOutput()
         }

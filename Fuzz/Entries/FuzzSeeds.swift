@@ -264,9 +264,15 @@ public enum FuzzSeeds {
         return blocks.map { encoder.block($0) }
     }
 
-    /// The connection target's input: the two option bytes, then what the server sends.
+    /// The connection target's input: the first two option bytes (the third is 0), then what
+    /// the server sends.
     static func connection(_ first: UInt8, _ second: UInt8 = 0, _ frames: ByteBuffer...) -> ByteBuffer {
-        var buffer = ByteBuffer(bytes: [first, second])
+        connection(first, second, 0, frames)
+    }
+
+    /// The connection target's input: the three option bytes, then what the server sends.
+    static func connection(_ first: UInt8, _ second: UInt8, _ third: UInt8, _ frames: [ByteBuffer]) -> ByteBuffer {
+        var buffer = ByteBuffer(bytes: [first, second, third])
         for frame in frames { buffer.writeImmutableBuffer(frame) }
         return buffer
     }
@@ -339,6 +345,12 @@ public enum FuzzSeeds {
             ("cancel-first", connection(0x05, 0x40, headers(1, okTwice[0]), headers(3, okTwice[1], endStream: true), data(1, "after reset"))),
             ("drain-after-first-read", connection(0x03, 0x80, headers(1, ok), data(1, "", endStream: true))),
             ("drain-with-body-pending", connection(0x8B, 0x81, settings([(4, 10)]), headers(1, ok, endStream: true))),
+            ("fields-user-agent-accept", connection(0x05, 0, 0x01, [headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])),
+            ("fields-never-indexed-same-path", connection(0x07, 0x25, 0x12, [headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])),
+            ("fields-large-cookie-small-table", connection(0x05, 0x25, 0x03, [settings([(1, 256)]), headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])),
+            ("field-needs-continuation", connection(0x03, 0, 0x04, [headers(1, ok, endStream: true)])),
+            ("reader-opens-window", connection(0x03, 0x1F, 0x08, [headers(1, ok), data(1, String(repeating: "r", count: 4000)),
+                                                                  data(1, String(repeating: "s", count: 4000)), data(1, "", endStream: true)])),
             ("push-promise", connection(0x03, 0, frame(HTTP2FrameType.pushPromise, flags: HTTP2FrameType.endHeaders, stream: 1, bytes([0, 0, 0, 2, 0x88])))),
         ]
     }
