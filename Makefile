@@ -11,7 +11,7 @@ APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client
   $(INTEROP_APT_PACKAGES)
 SWIFT ?= swift
 
-.PHONY: all build deps test unit integration demo docs bench clean
+.PHONY: all build deps test unit integration demo docs bench clean fuzz fuzz-build fuzz-merge fuzz-seeds
 
 all: build
 
@@ -74,5 +74,56 @@ docs: build
 	docc convert Sources/LBPool/LBPool.docc --additional-symbol-graph-dir .build/docs-symbols \
 	  --fallback-display-name LBPool --fallback-bundle-identifier org.swift-lbpool --output-path .build/docs --warnings-as-errors
 
+# Fuzzing with libFuzzer (see Fuzz/README.md). `make fuzz` builds the fuzz targets with
+# libFuzzer and AddressSanitizer and runs each for FUZZ_SECONDS, starting from the committed
+# corpus in Fuzz/Corpus/<target>; new inputs go to the scratch corpus in $(FUZZ_SCRATCH), never
+# into the committed one (`make fuzz-merge` minimises them into it, deliberately). A crash, leak,
+# timeout or out-of-memory input is written to Fuzz/Artifacts/<target>/ (ignored by git), the
+# other targets still run, and make fails.
+FUZZ_TARGETS := FrameParser HPACKDecoder Connection
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 8192
+FUZZ_RSS_LIMIT_MB ?= 2048
+FUZZ_TIMEOUT ?= 10
+FUZZ_SCRATCH ?= .build-fuzz
+FUZZ_FLAGS ?=
+# `--sanitize fuzzer` makes SwiftPM link libFuzzer's `main` rather than the executable's own.
+# AddressSanitizer is added by hand, not with `--sanitize address`: SwiftPM would pass swiftc two
+# -sanitize= flags, of which swiftc keeps the last, in an order that changes from run to run (so
+# Swift code got either coverage or AddressSanitizer, and each change rebuilt everything).
+# swiftc's last -sanitize= is this one, with both.
+FUZZ_SANITIZE := --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address -Xcxx -fsanitize=address
+FUZZ_BUILD := LBPOOL_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) $(FUZZ_SANITIZE)
+FUZZ_BIN = $$($(FUZZ_BUILD) --show-bin-path)
+
+fuzz-build: deps
+	for target in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $${target}Fuzzer || exit 1; done
+
+fuzz: fuzz-build
+	@bin="$(FUZZ_BIN)"; failed=""; \
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p "$(FUZZ_SCRATCH)/corpus/$$target" "Fuzz/Artifacts/$$target"; \
+	  echo "== $$target: $(FUZZ_SECONDS) s"; \
+	  "$$bin/$${target}Fuzzer" -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) \
+	    -rss_limit_mb=$(FUZZ_RSS_LIMIT_MB) -timeout=$(FUZZ_TIMEOUT) -print_final_stats=1 \
+	    -artifact_prefix="Fuzz/Artifacts/$$target/" $(FUZZ_FLAGS) \
+	    "$(FUZZ_SCRATCH)/corpus/$$target" "Fuzz/Corpus/$$target" || failed="$$failed $$target"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzzing found crashes in:$$failed (inputs in Fuzz/Artifacts/)"; exit 1; fi
+
+# Minimises the scratch corpus of `make fuzz` into the committed one: keeps what is there and
+# adds only the inputs that reach new coverage.
+fuzz-merge: fuzz-build
+	@bin="$(FUZZ_BIN)"; \
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p "$(FUZZ_SCRATCH)/corpus/$$target"; \
+	  "$$bin/$${target}Fuzzer" -merge=1 -max_len=$(FUZZ_MAX_LEN) -rss_limit_mb=$(FUZZ_RSS_LIMIT_MB) \
+	    "Fuzz/Corpus/$$target" "$(FUZZ_SCRATCH)/corpus/$$target" || exit 1; \
+	done
+
+# Writes the seed inputs (Fuzz/Entries/FuzzSeeds.swift) to $(FUZZ_SCRATCH)/seeds/<target>/.
+fuzz-seeds: deps
+	LBPOOL_FUZZ=1 $(SWIFT) run FuzzSeedWriter "$(FUZZ_SCRATCH)/seeds"
+
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build Benchmarks/.build $(FUZZ_SCRATCH)

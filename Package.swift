@@ -52,10 +52,27 @@ let package = Package(
             path: "Examples/RoundRobinClient",
             swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
+        // The fuzz targets' logic, one entry function per target, shared by the libFuzzer
+        // executables below and the corpus replay in LBPoolTests. Not in any product: clients
+        // of the library never build it. It needs LBPool's internals (`@testable import`), so
+        // it builds only in debug, with testability, as the tests do.
+        .target(
+            name: "LBPoolFuzzEntries",
+            dependencies: [
+                "LBPool",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz/Entries"
+        ),
         .testTarget(
             name: "LBPoolTests",
             dependencies: [
                 "LBPool",
+                "LBPoolFuzzEntries",
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -81,3 +98,16 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer executables and the seed writer (`make fuzz`, `make fuzz-seeds`), only when
+// LBPOOL_FUZZ is set: they link only with `--sanitize fuzzer` (libFuzzer has their `main`), so a
+// plain `swift build` must not see them.
+if Context.environment["LBPOOL_FUZZ"] != nil {
+    for name in ["FrameParserFuzzer", "HPACKDecoderFuzzer", "ConnectionFuzzer", "FuzzSeedWriter"] {
+        package.targets.append(.executableTarget(
+            name: name,
+            dependencies: ["LBPoolFuzzEntries"],
+            path: "Fuzz/Targets/\(name)"
+        ))
+    }
+}
