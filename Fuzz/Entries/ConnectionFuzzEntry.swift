@@ -116,7 +116,7 @@ enum ConnectionFuzzEntry {
     ) -> HTTP2StreamNumber? {
         let request = HTTPRequest(method: head ? .head : .get, scheme: nil, authority: nil, path: path, headerFields: fields)
         let requestHead = RequestHead(request, scheme: "http", authority: "fuzz", bodyLength: body?.readableBytes)
-        return handler.openStream(response, head: requestHead, body: body.map { .bytes($0) }, deadline: deadline)?.streamID
+        return handler.openStream(response, head: requestHead, body: body, endStream: true, deadline: deadline)?.streamID
     }
 
     // MARK: - The run
@@ -244,8 +244,8 @@ enum ConnectionFuzzEntry {
 
         /// As a reader does: takes up to 2 KiB of what arrived of each response body.
         mutating func consumeBodies() throws(FuzzFinding) {
-            for (id, stream) in handler.streams where stream.headReceived {
-                let bytes = min(2048, stream.receivedLength - consumed[id, default: 0])
+            for (id, stream) in handler.streams where stream.machine.response != .awaitingHead {
+                let bytes = min(2048, stream.machine.receivedLength - consumed[id, default: 0])
                 guard bytes > 0 else { continue }
                 consumed[id, default: 0] += bytes
                 handler.bodyConsumed(bytes, on: id)

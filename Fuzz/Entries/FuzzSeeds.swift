@@ -42,7 +42,7 @@ public enum FuzzSeeds {
         return buffer
     }
 
-    static func goAway(last: UInt32, code: UInt32, debug: String = "") -> ByteBuffer {
+    static func goAway(last: UInt32, code: HTTP2Code, debug: String = "") -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeHTTP2GoAway(lastStreamID: last, code: code, debugData: debug)
         return buffer
@@ -99,7 +99,7 @@ public enum FuzzSeeds {
             ("goaway-debug", goAway(last: 7, code: HTTP2Code.protocolError, debug: "too many streams")),
             ("window-update-connection", windowUpdate(0, 1 << 20)),
             ("window-update-stream-reserved-bit", frame(HTTP2FrameType.windowUpdate, stream: 1, u32(0x8000_0010))),
-            ("rst-stream", frame(HTTP2FrameType.rstStream, stream: 1, u32(HTTP2Code.cancel))),
+            ("rst-stream", frame(HTTP2FrameType.rstStream, stream: 1, u32(HTTP2Code.cancel.rawValue))),
             ("headers", headers(1, block, endStream: true)),
             ("headers-padded-priority", headers(3, block, padding: 4, priority: true)),
             ("headers-continuation", join(
@@ -132,7 +132,7 @@ public enum FuzzSeeds {
             seeds.append((name, join(bytes([0]), frames)))
         }
         let mix = join(settings([(4, 100)]), headers(1, block), data(1, "abc", padding: 2), ping(3), windowUpdate(1, 10),
-                       data(1, "def", endStream: true), goAway(last: 1, code: 0))
+                       data(1, "def", endStream: true), goAway(last: 1, code: .noError))
         seeds.append(("mix-whole", join(bytes([0]), mix)))
         seeds.append(("mix-bytewise", join(bytes([1]), mix)))
         seeds.append(("mix-pieces-13", join(bytes([13]), mix)))
@@ -309,11 +309,11 @@ public enum FuzzSeeds {
             ("trailers", connection(0x03, 0, headers(1, okThenTrailers[0]), data(1, "body"), headers(1, okThenTrailers[1], endStream: true))),
             ("informational-then-final", connection(0x03, 0, headers(1, informationalThenFinal[0]), headers(1, informationalThenFinal[1], endStream: true))),
             ("head-request-content-length", connection(0x13, 0, headers(1, headLength, endStream: true))),
-            ("goaway-refuses-later-streams", connection(0x07, 0, headers(1, ok), goAway(last: 1, code: 0, debug: "bye"), data(1, "x", endStream: true))),
-            ("goaway-raised-is-error", connection(0x01, 0, goAway(last: 1, code: 0), goAway(last: 3, code: 0))),
+            ("goaway-refuses-later-streams", connection(0x07, 0, headers(1, ok), goAway(last: 1, code: .noError, debug: "bye"), data(1, "x", endStream: true))),
+            ("goaway-raised-is-error", connection(0x01, 0, goAway(last: 1, code: .noError), goAway(last: 3, code: .noError))),
             ("goaway-error-code", connection(0x01, 0, goAway(last: 0, code: HTTP2Code.compressionError, debug: "bad hpack"))),
-            ("rst-stream", connection(0x05, 0, frame(HTTP2FrameType.rstStream, stream: 1, u32(HTTP2Code.refusedStream)), headers(3, ok, endStream: true))),
-            ("rst-idle-stream", connection(0x01, 0, frame(HTTP2FrameType.rstStream, stream: 9, u32(HTTP2Code.cancel)))),
+            ("rst-stream", connection(0x05, 0, frame(HTTP2FrameType.rstStream, stream: 1, u32(HTTP2Code.refusedStream.rawValue)), headers(3, ok, endStream: true))),
+            ("rst-idle-stream", connection(0x01, 0, frame(HTTP2FrameType.rstStream, stream: 9, u32(HTTP2Code.cancel.rawValue)))),
             // Read in pieces of 1...5 bytes: the request opens right after the server's SETTINGS
             // (15 bytes), so that its body starts with a window of 0.
             ("body-waits-for-window", connection(0x0A, 5, settings([(4, 0)]), windowUpdate(1, 30_000), windowUpdate(0, 100_000),
