@@ -248,6 +248,19 @@ import Testing
         try await expectExactSplit(served, backends: backends, prefix: "tls")
     }
 
+    /// Runs `body` with a ready pool on one pod of `server` on 127.0.0.2 (no DNS).
+    func withOneBackend<Result: Sendable>(_ server: InteropServer, _ body: (LBPool) async throws -> Result) async throws -> Result {
+        let ip = Self.ips[0]
+        let backend = try InteropBackend(server, ip: ip, port: try freePort(alsoOn: [ip]))
+        try await backend.start()
+        defer { withExtendedLifetime(backend) {} }
+        let pool = try LBPool(target: "http://\(ip):\(backend.port)", configuration: testConfiguration(dns: nil))
+        return try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(10))
+            return try await body(pool)
+        }
+    }
+
     /// The servers whose `/echo` answers each chunk as it arrives and whose `/trailers` sends
     /// trailers (Apache and h2o serve static files only here).
     static let appServers: [InteropServer] = [.node, .hypercorn]
@@ -256,13 +269,7 @@ import Testing
     /// chunk n was read.
     @Test(arguments: appServers)
     func fullDuplexEchoAnswersEachChunkBeforeTheNext(_ server: InteropServer) async throws {
-        let ip = Self.ips[0]
-        let backend = try InteropBackend(server, ip: ip, port: try freePort(alsoOn: [ip]))
-        try await backend.start()
-        defer { withExtendedLifetime(backend) {} }
-        let pool = try LBPool(target: "http://\(ip):\(backend.port)", configuration: testConfiguration(dns: nil))
-        let echoed = try await withRunningPool(pool) { pool in
-            try await pool.waitUntilReady(timeout: .seconds(10))
+        let echoed = try await withOneBackend(server) { pool in
             let request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/echo")
             return try await pool.execute(request, duplex: { stream -> Int in
                 var body: ResponseBody.AsyncIterator?
@@ -290,12 +297,7 @@ import Testing
     @Test(arguments: appServers)
     func responseTrailersReachTheCaller(_ server: InteropServer) async throws {
         let ip = Self.ips[0]
-        let backend = try InteropBackend(server, ip: ip, port: try freePort(alsoOn: [ip]))
-        try await backend.start()
-        defer { withExtendedLifetime(backend) {} }
-        let pool = try LBPool(target: "http://\(ip):\(backend.port)", configuration: testConfiguration(dns: nil))
-        let response = try await withRunningPool(pool) { pool in
-            try await pool.waitUntilReady(timeout: .seconds(10))
+        let response = try await withOneBackend(server) { pool in
             var request = get("/trailers", id: "trailers-1")
             // hypercorn sends trailers only to a request that says it takes them.
             request.headerFields[.te] = "trailers"
