@@ -112,12 +112,13 @@ fuzz: fuzz-build
 	if [ -n "$$failed" ]; then echo "fuzzing found crashes in:$$failed (inputs in Fuzz/Artifacts/)"; exit 1; fi
 
 # Minimises the scratch corpus of `make fuzz` into the committed one: keeps what is there and
-# adds only the inputs that reach new coverage.
+# adds the smallest set of inputs that reaches the coverage it lacks (libFuzzer's -merge=1 with
+# set cover, which keeps the committed corpus far smaller).
 fuzz-merge: fuzz-build
 	@bin="$(FUZZ_BIN)"; \
 	for target in $(FUZZ_TARGETS); do \
 	  mkdir -p "$(FUZZ_SCRATCH)/corpus/$$target"; \
-	  "$$bin/$${target}Fuzzer" -merge=1 -max_len=$(FUZZ_MAX_LEN) -rss_limit_mb=$(FUZZ_RSS_LIMIT_MB) \
+	  "$$bin/$${target}Fuzzer" -set_cover_merge=1 -max_len=$(FUZZ_MAX_LEN) -rss_limit_mb=$(FUZZ_RSS_LIMIT_MB) \
 	    "Fuzz/Corpus/$$target" "$(FUZZ_SCRATCH)/corpus/$$target" || exit 1; \
 	done
 
