@@ -279,19 +279,32 @@ import Testing
     /// stream with no request body to send (a GET awaiting its response): RST_STREAM
     /// (PROTOCOL_ERROR) on it, and the request fails though the server answers afterwards.
     @Test func windowUpdateOfZeroOnAStreamIsAStreamError() async throws {
+        let result = try await streamErrorIgnoresTheLaterAnswer(id: "zero") { _, stream in
+            H2.windowUpdate(stream: stream, increment: 0)
+        }
+        #expect(result.error is LBPoolError, "the request on the reset stream ended with \(result.summary)")
+    }
+
+    /// Starts a GET, sends the frame `trigger` makes for its stream, and checks that the client
+    /// answered RST_STREAM(PROTOCOL_ERROR) with the connection alive; then answers the stream
+    /// with 200 anyway (a client must ignore what arrives on a stream it reset, §5.1) and returns
+    /// how the request ended.
+    func streamErrorIgnoresTheLaterAnswer(
+        id: String, _ trigger: (ScriptedConnection, UInt32) -> ByteBuffer
+    ) async throws -> Result<LBPool.Response, any Error> {
+        var outcome: Result<LBPool.Response, any Error>?
         try await withScriptedServer { server, pool in
             let first = try await server.connection(1)
-            let (request, stream) = try await startRequest(pool, on: first, id: "zero")
-            let answered = await first.pingRoundTrip(after: H2.windowUpdate(stream: stream, increment: 0))
+            let (request, stream) = try await startRequest(pool, on: first, id: id)
+            let answered = await first.pingRoundTrip(after: trigger(first, stream))
 
             #expect(answered, "the connection died over a stream error")
             let reset = first.frames.first { $0.isRstStream(on: stream) }
             #expect(reset?.errorCode == H2.ErrorCode.protocolError, "RST_STREAM(PROTOCOL_ERROR) expected on stream \(stream); the client sent \(first.frames)")
-            // A client must ignore what arrives on a stream it reset (§5.1).
             try await first.write(okHead(first, stream, endStream: false), H2.data(stream: stream, "late", endStream: true))
-            let result = await request.result
-            #expect(result.error is LBPoolError, "the request on the reset stream ended with \(result.summary)")
+            outcome = await request.result
         }
+        return try #require(outcome)
     }
 
     // MARK: i. :status 101
@@ -301,19 +314,11 @@ import Testing
     /// A `:status 101` head gets RST_STREAM(PROTOCOL_ERROR) and the request fails at once, not at
     /// its deadline, and not with the 200 the server sends after it.
     @Test func status101IsAMalformedResponse() async throws {
-        try await withScriptedServer { server, pool in
-            let first = try await server.connection(1)
-            let (request, stream) = try await startRequest(pool, on: first, id: "upgrade")
-            let answered = await first.pingRoundTrip(after: H2.headers(stream: stream, block: first.headerBlock([(":status", "101")])))
-
-            #expect(answered, "the connection died over a stream error")
-            let reset = first.frames.first { $0.isRstStream(on: stream) }
-            #expect(reset?.errorCode == H2.ErrorCode.protocolError, "RST_STREAM(PROTOCOL_ERROR) expected on stream \(stream); the client sent \(first.frames)")
-            try await first.write(okHead(first, stream, endStream: false), H2.data(stream: stream, "after 101", endStream: true))
-            let result = await request.result
-            #expect(result.error is LBPoolError, "a 101 response ended with \(result.summary)")
-            #expect((result.error as? LBPoolError)?.code != .deadlineExceeded, "failed at its deadline: \(result.summary)")
+        let result = try await streamErrorIgnoresTheLaterAnswer(id: "upgrade") { connection, stream in
+            H2.headers(stream: stream, block: connection.headerBlock([(":status", "101")]))
         }
+        #expect(result.error is LBPoolError, "a 101 response ended with \(result.summary)")
+        #expect((result.error as? LBPoolError)?.code != .deadlineExceeded, "failed at its deadline: \(result.summary)")
     }
 
     // MARK: j. Floods of frames that are each harmless
