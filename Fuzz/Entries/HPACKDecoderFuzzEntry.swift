@@ -16,6 +16,11 @@ import NIOHPACK
 ///   above the client's documented 2^28 limit;
 /// - when only the client decodes it, NIOHPACK must have refused it for one of the rules it
 ///   alone enforces (an empty literal name, more than two size updates in a row).
+///
+/// Comparing stops at a block with octets that are not UTF-8 (a decoded U+FFFD): NIOHPACK counts
+/// such an entry by its repaired text, which is longer, where RFC 7541 §4.1 and the client count
+/// the octets, so from there the two tables evict differently (`HPACKDecoderTests` checks the
+/// client's count).
 enum HPACKDecoderFuzzEntry {
     static func run(_ input: UnsafeRawBufferPointer) throws(FuzzFinding) {
         var decoder = HeaderBlockDecoder()
@@ -51,6 +56,9 @@ enum HPACKDecoderFuzzEntry {
         var referenceBlock = block
         let expected: Result<[(name: String, value: String)], any Error> = Result {
             try reference.decodeHeaders(from: &referenceBlock).map { ($0.name, $0.value) }
+        }
+        if failure == nil, fields.contains(where: { $0.name.contains("\u{FFFD}") || $0.value.contains("\u{FFFD}") }) {
+            return false
         }
         switch (failure, expected) {
         case (nil, .success(let expected)):

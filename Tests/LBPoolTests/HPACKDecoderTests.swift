@@ -29,7 +29,7 @@ import Testing
         for text in texts {
             var buffer = ByteBuffer()
             HPACKHuffman.encode(text, count: HPACKHuffman.encodedCount(text), into: &buffer)
-            let decoded = buffer.withUnsafeReadableBytes { HPACKHuffman.decode($0) }
+            let decoded = buffer.withUnsafeReadableBytes { HPACKHuffman.decode($0)?.text }
             #expect(decoded == text, "\(text.utf8.map { $0 })")
         }
     }
@@ -41,10 +41,10 @@ import Testing
         let zeroPadding: [UInt8] = [0b0001_1000]
         let longPadding: [UInt8] = [0b0001_1111, 0xFF]
         let eos: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF]
-        #expect(valid.withUnsafeBytes { HPACKHuffman.decode($0) } == "a")
-        #expect(zeroPadding.withUnsafeBytes { HPACKHuffman.decode($0) } == nil)
-        #expect(longPadding.withUnsafeBytes { HPACKHuffman.decode($0) } == nil)
-        #expect(eos.withUnsafeBytes { HPACKHuffman.decode($0) } == nil)
+        #expect(valid.withUnsafeBytes { HPACKHuffman.decode($0)?.text } == "a")
+        #expect(zeroPadding.withUnsafeBytes { HPACKHuffman.decode($0)?.text } == nil)
+        #expect(longPadding.withUnsafeBytes { HPACKHuffman.decode($0)?.text } == nil)
+        #expect(eos.withUnsafeBytes { HPACKHuffman.decode($0)?.text } == nil)
     }
 
     @Test func whatNIOHPACKWritesIsReadBackAcrossTableEvictionsAndResizes() throws {
@@ -102,5 +102,60 @@ import Testing
                 #expect(error.description.contains(reason), "\(hex): \(error)")
             }
         }
+    }
+
+    /// A literal string of raw octets (RFC 7541 §5.2), Huffman-coded with the RFC's table if asked.
+    func literal(_ octets: [UInt8], huffman: Bool) -> [UInt8] {
+        var payload = octets
+        if huffman {
+            payload = []
+            var pending: UInt64 = 0
+            var bits = 0
+            for octet in octets {
+                pending = pending << UInt64(HPACKHuffman.lengths[Int(octet)]) | UInt64(HPACKHuffman.codes[Int(octet)])
+                bits += Int(HPACKHuffman.lengths[Int(octet)])
+                while bits >= 8 {
+                    payload.append(UInt8(truncatingIfNeeded: pending >> UInt64(bits - 8)))
+                    bits -= 8
+                }
+            }
+            if bits > 0 { payload.append(UInt8(truncatingIfNeeded: pending << UInt64(8 - bits)) | UInt8(0xFF >> bits)) }
+        }
+        // The length as a 7-bit-prefix integer, with the H flag.
+        var out: [UInt8] = []
+        let flag: UInt8 = huffman ? 0x80 : 0
+        if payload.count < 127 {
+            out.append(flag | UInt8(payload.count))
+        } else {
+            out.append(flag | 127)
+            var rest = payload.count - 127
+            while rest >= 128 {
+                out.append(UInt8(rest % 128) | 0x80)
+                rest /= 128
+            }
+            out.append(UInt8(rest))
+        }
+        return out + payload
+    }
+
+    @Test(arguments: [false, true])
+    func tableSizeCountsTheOctetsOnTheWireNotTheDecodedText(huffman: Bool) throws {
+        // Two entries of 1033 and 2033 octets fit the 4096-octet table together. The first value's
+        // bytes are not UTF-8, so its decoded text is three times as long (U+FFFD for each byte):
+        // counting the text would evict it, and index 63 would then be out of range.
+        let notUTF8 = [UInt8](repeating: 0xE9, count: 1000)
+        var block: [UInt8] = [0x40] + literal(Array("a".utf8), huffman: huffman) + literal(notUTF8, huffman: huffman)
+        block += [0x40] + literal(Array("b".utf8), huffman: huffman) + literal([UInt8](repeating: 0x79, count: 2000), huffman: huffman)
+        block += [0xBF, 0xBE]
+        var decoder = HeaderBlockDecoder()
+        let fields = try decode(&decoder, ByteBuffer(bytes: block))
+        let expectedA = String(decoding: notUTF8, as: UTF8.self)
+        let expectedB = String(repeating: "y", count: 2000)
+        #expect(fields.map(\.0) == ["a", "b", "a", "b"])
+        #expect(fields[2].1 == expectedA && fields[3].1 == expectedB)
+        // A third entry of 1033 octets pushes out exactly the oldest one, as the encoder's table does.
+        let third: [UInt8] = [0x40] + literal(Array("c".utf8), huffman: huffman) + literal(notUTF8, huffman: huffman)
+        #expect(try decode(&decoder, ByteBuffer(bytes: third + [0xBE, 0xBF])).map(\.0) == ["c", "c", "b"])
+        #expect(throws: HeaderBlockDecoder.Failure.self) { try decode(&decoder, ByteBuffer(bytes: [0xC0])) }
     }
 }

@@ -126,12 +126,16 @@ extension HPACKHuffman {
     }()
 
     /// Decodes a Huffman-coded string literal; `nil` if it is not valid: a code for EOS, or
-    /// padding that is longer than 7 bits or not a prefix of EOS (RFC 7541 §5.2).
-    static func decode(_ bytes: UnsafeRawBufferPointer) -> String? {
+    /// padding that is longer than 7 bits or not a prefix of EOS (RFC 7541 §5.2). `octets` is the
+    /// number of bytes decoded, which is what the dynamic table counts (RFC 7541 §4.1): the text
+    /// has fewer UTF-8 bytes or more when the decoded bytes are not UTF-8 (each bad byte becomes
+    /// U+FFFD, three bytes).
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> (text: String, octets: Int)? {
         let table = canonical
         // A code is at least 5 bits, so the text is at most 8/5 of the input.
         let capacity = bytes.count * 8 / 5 + 1
         var valid = true
+        var octets = 0
         let text = String(unsafeUninitializedCapacity: capacity) { out in
             var written = 0
             var pending: UInt64 = 0
@@ -175,8 +179,9 @@ extension HPACKHuffman {
                 written += 1
                 pendingBits -= length
             }
+            octets = written
             return written
         }
-        return valid ? text : nil
+        return valid ? (text, octets) : nil
     }
 }

@@ -11,7 +11,7 @@ struct HeaderBlockDecoder {
     private var table = HPACKDynamicTable(maxSize: HeaderBlockDecoder.maxTableSize)
     /// Huffman-coded literals decoded lately. Servers send some values as literals in every
     /// response (nginx: `server`, `date`, `content-type`, `content-length`), so most repeat.
-    private var recentLiterals: [(coded: [UInt8], text: String)] = []
+    private var recentLiterals: [(coded: [UInt8], text: String, octets: Int)] = []
     private var nextLiteralSlot = 0
     private static let recentLiteralCount = 8
     private static let maxCachedLiteral = 64
@@ -32,12 +32,12 @@ struct HeaderBlockDecoder {
                     // Indexed field (§6.1).
                     let index = try reader.integer(prefix: 7)
                     let entry = try self.entry(at: index)
-                    field(entry.name, entry.value)
+                    field(entry.name.text, entry.value)
                 } else if first & 0xC0 == 0x40 {
                     // Literal with incremental indexing (§6.2.1).
                     let (name, value) = try literal(&reader, prefix: 6)
-                    table.insert(name: name, value: value)
-                    field(name, value)
+                    table.insert(name: name.text, value: value.text, nameOctets: name.octets, valueOctets: value.octets)
+                    field(name.text, value.text)
                 } else if first & 0xE0 == 0x20 {
                     // Dynamic table size update (§6.3): only before the first field.
                     let size = try reader.integer(prefix: 5)
@@ -50,40 +50,45 @@ struct HeaderBlockDecoder {
                 } else {
                     // Literal without indexing or never indexed (§6.2.2, §6.2.3).
                     let (name, value) = try literal(&reader, prefix: 4)
-                    field(name, value)
+                    field(name.text, value.text)
                 }
                 fieldsSeen = true
             }
         }
     }
 
-    private func entry(at index: Int) throws(Failure) -> (name: String, value: String) {
+    /// A decoded string with the number of octets it had on the wire (before Huffman coding was
+    /// undone and before any non-UTF-8 byte was replaced).
+    typealias Literal = (text: String, octets: Int)
+
+    private func entry(at index: Int) throws(Failure) -> (name: Literal, value: String) {
         if index >= 1, index <= HPACKStaticTable.entries.count {
-            return HPACKStaticTable.entries[index - 1]
+            let entry = HPACKStaticTable.entries[index - 1]
+            return ((entry.name, entry.name.utf8.count), entry.value)
         }
         guard let entry = table.entry(at: index) else {
             throw Failure(description: "header table index \(index) out of range")
         }
-        return entry
+        return ((entry.name, entry.nameOctets), entry.value)
     }
 
-    private mutating func literal(_ reader: inout Reader, prefix: Int) throws(Failure) -> (name: String, value: String) {
+    private mutating func literal(_ reader: inout Reader, prefix: Int) throws(Failure) -> (name: Literal, value: Literal) {
         let nameIndex = try reader.integer(prefix: prefix)
         let name = nameIndex == 0 ? try string(&reader) : try entry(at: nameIndex).name
         return (name, try string(&reader))
     }
 
-    private mutating func string(_ reader: inout Reader) throws(Failure) -> String {
+    private mutating func string(_ reader: inout Reader) throws(Failure) -> Literal {
         let (raw, huffman) = try reader.string()
-        guard huffman else { return String(decoding: raw, as: UTF8.self) }
+        guard huffman else { return (String(decoding: raw, as: UTF8.self), raw.count) }
         for entry in recentLiterals where entry.coded.count == raw.count {
-            if entry.coded.elementsEqual(raw) { return entry.text }
+            if entry.coded.elementsEqual(raw) { return (entry.text, entry.octets) }
         }
-        guard let text = HPACKHuffman.decode(raw) else {
+        guard let (text, octets) = HPACKHuffman.decode(raw) else {
             throw Failure(description: "invalid Huffman code in header block")
         }
         if raw.count <= Self.maxCachedLiteral {
-            let entry = (coded: Array(raw), text: text)
+            let entry = (coded: Array(raw), text: text, octets: octets)
             if recentLiterals.count < Self.recentLiteralCount {
                 recentLiterals.append(entry)
             } else {
@@ -91,7 +96,7 @@ struct HeaderBlockDecoder {
                 nextLiteralSlot = (nextLiteralSlot + 1) % Self.recentLiteralCount
             }
         }
-        return text
+        return (text, octets)
     }
 
     /// Reads the primitives of a header block (RFC 7541 §5).
