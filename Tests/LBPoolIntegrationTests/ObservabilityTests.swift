@@ -3,7 +3,7 @@ import LBPool
 import MetricsTestKit
 import Testing
 
-/// Logs and metrics for a GOAWAY, a rotation and a DNS change, against nginx and dnsmasq.
+/// Logs and metrics for a GOAWAY, a rotation, a DNS change and failed requests, against nginx and dnsmasq.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct ObservabilityTests {
     static let name = "api.demo.svc.cluster.local"
 
@@ -90,5 +90,35 @@ import Testing
         }
         #expect(try metrics.expectCounter("lbpool_dns_refreshes_total").totalValue >= 2)
         #expect(records.all.contains { $0.message == "resolved" && $0.metadata["addresses"]?.contains("127.0.0.4") == true })
+    }
+
+    @Test func aFailedRequestIsCountedForTheAddressOfItsLastAttempt() async throws {
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let metrics = TestMetrics()
+        var configuration = testConfiguration(dns: dns)
+        // nginx answers with its address and a newline, ten bytes: each answer is too large.
+        configuration.maxCollectedBodyBytes = 4
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration, metrics: metrics)
+        let failedAt = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
+            var failedAt: [String: Int] = [:]
+            for number in 0..<6 {
+                do {
+                    let response = try await pool.execute(get(id: "too-large-\(number)"))
+                    Issue.record("a body of \(response.body.readableBytes) bytes was collected")
+                } catch let error as LBPoolError {
+                    #expect(error.code == .responseTooLarge, "\(error)")
+                    failedAt[error.address?.description ?? "no address", default: 0] += 1
+                }
+            }
+            return failedAt
+        }
+        #expect(failedAt == ["127.0.0.2:\(port)": 3, "127.0.0.3:\(port)": 3])
+        for (address, count) in failedAt {
+            let counter = try metrics.expectCounter("lbpool_request_failures_total", [("address", address), ("code", "responseTooLarge")])
+            #expect(counter.totalValue == count, "\(address)")
+        }
+        #expect(try metrics.expectCounter("lbpool_requests_total", [("outcome", "failure")]).totalValue == 6)
     }
 }

@@ -51,7 +51,7 @@ extension LBPool {
             recordOutcome(stream.attempt.subconnection, success: !failedStatus)
             return result
         } catch {
-            metrics.failed.increment()
+            metrics.requestFailed(error, lastAttempt: stream.attempt.subconnection.address)
             recordOutcome(stream.attempt.subconnection, success: false)
             throw error
         }

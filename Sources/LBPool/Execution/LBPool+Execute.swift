@@ -105,7 +105,7 @@ extension LBPool {
             metrics.succeeded.increment()
             return result
         } catch {
-            metrics.failed.increment()
+            metrics.requestFailed(error)
             throw error
         }
     }
@@ -178,10 +178,16 @@ extension LBPool {
                         }
                     }
                     retryBudget.record(success: stop == nil)
-                    return try await handle(StreamingResponse(
-                        head: response, body: responseBody, servedBy: subconnection.address,
-                        connectionClosing: subconnection.shared.closing,
-                        attempts: retries.attempts, retryStop: stop))
+                    do {
+                        return try await handle(StreamingResponse(
+                            head: response, body: responseBody, servedBy: subconnection.address,
+                            connectionClosing: subconnection.shared.closing,
+                            attempts: retries.attempts, retryStop: stop))
+                    } catch var error as LBPoolError {
+                        // The body failed under the handler (or was too large): this address's.
+                        error.address = error.address ?? subconnection.address
+                        throw error
+                    }
                 }
                 if let result { return result }
             } catch let incomplete as IncompleteResponse {

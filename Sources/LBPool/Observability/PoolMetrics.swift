@@ -12,6 +12,7 @@ import Synchronization
 /// | `lbpool_pending_requests` | meter | (waiting for a ready connection or a free stream) |
 /// | `lbpool_picks_total` | counter | |
 /// | `lbpool_requests_total` | counter | `outcome` (success, failure) |
+/// | `lbpool_request_failures_total` | counter | `address` (of the failed request's last attempt), `code` (``LBPoolError/Code``) |
 /// | `lbpool_goaways_total` | counter | `code` |
 /// | `lbpool_protocol_violations_total` | counter | `code` (of the client's GOAWAY) |
 /// | `lbpool_rotations_total` | counter | |
@@ -26,7 +27,7 @@ final class PoolMetrics: Sendable {
     private let factory: any MetricsFactory
     let picks: Counter
     let succeeded: Counter
-    let failed: Counter
+    private let failed: Counter
     let transparentRetries: Counter
     let retries: Counter
     let budgetExhausted: Counter
@@ -52,6 +53,19 @@ final class PoolMetrics: Sendable {
         dnsFailures = Counter(label: "lbpool_dns_failures_total", factory: factory)
         addresses = Gauge(label: "lbpool_addresses", factory: factory)
         pendingRequests = Meter(label: "lbpool_pending_requests", factory: factory)
+    }
+
+    /// A request failed. An ``LBPoolError`` that names an address (the one that served the last
+    /// attempt) is also counted for that address and its code; a failure before any address was
+    /// chosen, or an error the caller's own handler threw, only in `lbpool_requests_total`.
+    func requestFailed(_ error: any Error, lastAttempt: ResolvedAddress? = nil) {
+        failed.increment()
+        guard let error = error as? LBPoolError, let address = error.address ?? lastAttempt else { return }
+        Counter(
+            label: "lbpool_request_failures_total",
+            dimensions: [("address", address.description), ("code", error.code.description)],
+            factory: factory
+        ).increment()
     }
 
     func goAway(code: HTTP2Code) {
