@@ -145,43 +145,59 @@ done
 read -r h1_rps h1_mean h1_client_us h1_server_us < <(median "${h1_runs[@]}")
 ahc_h1=($(median "${ahc_h1_runs[@]}")); ahc_h1[3]=$(failures "${ahc_h1_runs[@]}")
 
-echo "== large bodies: 4 MiB responses at /big, $big_requests requests, $runs runs, 3 and 9 concurrent streams"
-# MiB/s and client CPU (ms) per MiB of a run of $big_requests 4 MiB responses, from rps and client_us.
-big_figures() { python3 -c "print(round($1 * 4, 1), round($2 / 4 / 1000, 2))"; }
+echo "== large bodies: 4 MiB responses at /big, $big_requests requests, $runs runs, 3, 9 and 18 concurrent streams"
+# big_cpu TIME-FILE MIB: sets big_user and big_sys, the client's user and system CPU (ms) per MiB.
+big_cpu() {
+  read -r big_user big_sys < <(python3 -c "
+u, s = open('$1').read().split()[-2:]
+print(round(float(u) * 1000 / $2, 3), round(float(s) * 1000 / $2, 3))")
+}
+# h2load_big LABEL SCHEME PORT STREAMS H2LOAD-ARGS...: one h2load per backend at once; sets big_mib
+# (MiB/s, summed), big_user and big_sys.
+h2load_big() {
+  local label="$1" scheme="$2" p="$3" streams="$4" big_pids=() ip one rps=0
+  shift 4
+  { time {
+    for ip in "${ips[@]}"; do
+      h2load -n "$big_per" -c 1 -m "$streams" "$@" "$scheme://$ip:$p/big" > "$work/h2load-$label-$ip.txt" 2>&1 &
+      big_pids+=($!)
+    done
+    for pid in "${big_pids[@]}"; do wait "$pid"; done
+  }; } 2> "$work/time-$label.txt"
+  for ip in "${ips[@]}"; do
+    one=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' "$work/h2load-$label-$ip.txt")
+    rps=$(python3 -c "print($rps + ${one:-0})")
+  done
+  big_mib=$(python3 -c "print(round($rps * 4, 1))")
+  big_cpu "$work/time-$label.txt" $((big_per * 3 * 4))
+}
 big_per=$((big_requests / 3))
+# The pool's inbound windows (Subconnection.streamWindow, .connectionWindow), as h2load flags.
+pool_windows=(-w 20 -W 22)
 big_rows=()
-for streams in 1 3; do
+for streams in 1 3 6; do
   for proto in h2c tls; do
     if [ "$proto" = h2c ]; then scheme=http; p="$port"; extra=(); else scheme=https; p="$tls_port"; extra=(--ca-file "$work/ca.pem"); fi
     label="big-$proto-$streams"
-    h2_runs=(); pool_runs=()
+    h2_runs=(); h2w_runs=(); pool_runs=()
     for round in $(seq "$runs"); do
-      before=$(server_ticks)
-      { time {
-        big_pids=()
-        for ip in "${ips[@]}"; do
-          h2load -n "$big_per" -c 1 -m "$streams" "$scheme://$ip:$p/big" > "$work/h2load-$label-$ip.txt" 2>&1 &
-          big_pids+=($!)
-        done
-        for pid in "${big_pids[@]}"; do wait "$pid"; done
-      }; } 2> "$work/time-$label.txt"
-      cpu_per_request "$work/time-$label.txt" "$before" $((big_per * 3))
-      h2_rps=0
-      for ip in "${ips[@]}"; do
-        one=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' "$work/h2load-$label-$ip.txt")
-        h2_rps=$(python3 -c "print($h2_rps + ${one:-0})")
-      done
-      h2_runs+=("$(big_figures "$h2_rps" "$client_us")")
+      h2load_big "$label" "$scheme" "$p" "$streams"
+      h2_runs+=("$big_mib $(python3 -c "print(round($big_user + $big_sys, 2))")")
+      h2load_big "$label-windows" "$scheme" "$p" "$streams" "${pool_windows[@]}"
+      h2w_runs+=("$big_mib $(python3 -c "print(round($big_user + $big_sys, 2))") $big_sys")
       saved_requests="$requests"; requests=$((big_per * 3))
       json_run "pool-$label" "$client" "$scheme://$name:$p/big" --requests "$requests" --concurrency $((streams * 3)) \
         --dns-server "127.0.0.1:$dns_port" --json --no-request-id "${extra[@]}"
       requests="$saved_requests"
-      pool_runs+=("$(big_figures "$rps" "$client_us") $failed")
+      big_cpu "$work/time-pool-$label.txt" $((big_per * 3 * 4))
+      pool_runs+=("$(python3 -c "print(round($rps * 4, 1))") $(python3 -c "print(round($big_user + $big_sys, 2))") $big_user $failed $big_sys")
     done
     read -r h2_mib h2_cpu < <(median "${h2_runs[@]}")
-    read -r pool_mib pool_cpu pool_failed < <(median "${pool_runs[@]}")
-    echo "large bodies $proto, $((streams * 3)) streams: h2load $h2_mib MiB/s ($h2_cpu ms CPU/MiB), pool $pool_mib MiB/s ($pool_cpu ms CPU/MiB), ratio $(ratio "$pool_mib" "$h2_mib")"
-    big_rows+=("| $proto | $((streams * 3)) | $h2_mib MiB/s | $h2_cpu ms | $pool_mib MiB/s | $pool_cpu ms | $(ratio "$pool_mib" "$h2_mib") × h2load | $pool_failed |")
+    read -r h2w_mib h2w_cpu h2w_sys < <(median "${h2w_runs[@]}")
+    read -r pool_mib pool_cpu pool_user pool_failed pool_sys < <(median "${pool_runs[@]}")
+    pool_failed=$(failures "${pool_runs[@]}")
+    echo "large bodies $proto, $((streams * 3)) streams: h2load $h2_mib MiB/s ($h2_cpu ms CPU/MiB; with the pool's windows $h2w_cpu, system $h2w_sys), pool $pool_mib MiB/s ($pool_cpu ms CPU/MiB: user $pool_user, system $pool_sys), ratio $(ratio "$pool_mib" "$h2_mib")"
+    big_rows+=("| $proto | $((streams * 3)) | $h2_mib MiB/s | $h2_cpu ms | $h2w_cpu ms ($h2w_sys) | $pool_mib MiB/s | $pool_cpu ms ($pool_user + $pool_sys) | $(ratio "$pool_mib" "$h2_mib") × h2load | $pool_failed |")
   done
 done
 
@@ -243,11 +259,18 @@ h2load_version=$(h2load --version | head -1)
   echo "## Large responses: 4 MiB bodies"
   echo
   echo "\`GET /big\` (4 MiB, a static file) from the three backends; $big_requests requests per run, the median of $runs. h2load runs one"
-  echo "connection per backend with 1 or 3 concurrent streams; the pool runs 3 or 9 concurrent requests over the same three"
-  echo "addresses. CPU per MiB is the client's user + system time over the run divided by the MiB received."
+  echo "connection per backend with 1, 3 or 6 concurrent streams; the pool runs 3, 9 or 18 concurrent requests over the same three"
+  echo "addresses. CPU per MiB is the client's user + system time over the run divided by the MiB received. h2load runs"
+  echo "twice: with its own windows (2^30, the server is never held back) and with the pool's (\`${pool_windows[*]}\`: 1 MiB per"
+  echo "stream, 4 MiB per connection), in parentheses its system time. The pool's CPU is split into user + system."
   echo
-  echo "| protocol | concurrent streams | h2load | h2load CPU / MiB | swift-lbpool | pool CPU / MiB | ratio | failed |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "On loopback the kernel sends the server's queued data in the context of the reader's \`read\` (the"
+  echo "window update it sends processes the server's socket in softirq), so the *system* time per MiB depends on"
+  echo "how much data the windows let the server keep queued, for h2load with the pool's windows as for the pool."
+  echo "The pool's own work is its *user* time: compare it across the rows."
+  echo
+  echo "| protocol | concurrent streams | h2load | h2load CPU / MiB | h2load, pool's windows: CPU / MiB (system) | swift-lbpool | pool CPU / MiB (user + system) | ratio | failed |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${big_rows[@]}"
   echo
   echo "## Scale: 1000 addresses"
