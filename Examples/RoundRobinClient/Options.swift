@@ -29,6 +29,10 @@ struct Options {
     var eventLoops: Int?
     /// Every request carries a unique `x-request-id`.
     var requestIDs = true
+    /// Connect to only this many addresses (rendezvous subsetting).
+    var subsetSize: Int?
+    /// The subset's key; `nil`: the library draws one.
+    var subsetKey: String?
 
     static let usage = """
         usage: RoundRobinClient URL [--requests N | --duration SECONDS] [--concurrency C]
@@ -38,6 +42,7 @@ struct Options {
                                     [--max-attempts N] [--no-retry-budget]
                                     [--picker round-robin|random|p2c|least-loaded]
                                     [--executor event-loop|global] [--event-loops N] [--no-request-id]
+                                    [--subset-size N] [--subset-key KEY]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -95,6 +100,11 @@ struct Options {
                 }
             case "--event-loops": options.eventLoops = try positiveInt(argument)
             case "--no-request-id": options.requestIDs = false
+            case "--subset-size": options.subsetSize = try positiveInt(argument)
+            case "--subset-key":
+                let key = try value(argument)
+                guard !key.isEmpty else { throw UsageError(description: "--subset-key needs a non-empty key") }
+                options.subsetKey = key
             case "--method":
                 let method = try value(argument).uppercased()
                 guard ["GET", "POST", "PUT", "DELETE"].contains(method) else {
@@ -122,6 +132,9 @@ struct Options {
             index += 1
         }
         guard let url else { throw UsageError(description: "missing URL") }
+        if options.subsetKey != nil, options.subsetSize == nil {
+            throw UsageError(description: "--subset-key needs --subset-size")
+        }
         (options.target, options.path) = split(url)
         return options
     }

@@ -43,6 +43,9 @@ struct RoundRobinClient {
             tls.trustRoots = .file(caFile)
             configuration.tls = tls
         }
+        if let size = options.subsetSize {
+            configuration.subset = .init(size: size, key: options.subsetKey)
+        }
         if let loops = options.eventLoops {
             configuration.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         }

@@ -58,6 +58,39 @@ extension LBPool {
         /// How long a draining connection (GOAWAY, rotation, address removed, shutdown) may keep
         /// its open streams before it is closed anyway. Also bounds graceful shutdown. Default: 30 s.
         public var drainTimeout: Duration = .seconds(30)
+        /// Connect to only some of the resolved addresses: the ``Subset/size`` that rendezvous
+        /// hashing of (``Subset/key``, address) ranks first. Default: `nil`, every address.
+        ///
+        /// With `C` clients, `A` addresses and ``minConnections`` `m`, the service holds `C × A × m`
+        /// connections without a subset and `C × size × m` with one; each address serves about
+        /// `C × size / A` clients.
+        public var subset: Subset?
+
+        /// Subsetting by rendezvous (highest-random-weight) hashing, for large fleets.
+        ///
+        /// The subset is stable: an address that leaves DNS changes only the subsets that held it,
+        /// each of which takes the next-ranked address instead; an address that joins changes a
+        /// subset by at most one address. An address that is ejected (``OutlierDetection``) or
+        /// failing its health checks (``HealthCheck``) stays connected so that it can come back,
+        /// and the next-ranked address stands in until it has recovered.
+        public struct Subset: Sendable, Hashable {
+            /// How many addresses in use this client connects to. At least 1; with fewer
+            /// addresses resolved, it connects to all of them. No default.
+            public var size: Int
+            /// What identifies this client among the clients of the service; clients with
+            /// different keys get different, evenly spread subsets, and the same key always gives
+            /// the same subset of the same addresses. Pass something unique and stable, such as
+            /// the pod's name. Default: `nil`, meaning the host name followed by `/` and 16
+            /// random hexadecimal digits drawn when the pool is created, so that each pool (and
+            /// each run) has its own subset.
+            public var key: String?
+
+            public init(size: Int, key: String? = nil) {
+                self.size = size
+                self.key = key
+            }
+        }
+
         /// Passive health checking. Default: on, with ``OutlierDetection/init()``'s values;
         /// `nil` turns it off.
         public var outlierDetection: OutlierDetection? = OutlierDetection()
@@ -211,6 +244,14 @@ extension LBPool {
                 throw .init(setting: "maxConnectionLifetimeJitter", value: "\(maxConnectionLifetimeJitter)", reason: "must be in 0..<1")
             }
             try Validate.positive(drainTimeout, "drainTimeout")
+            if let subset {
+                guard subset.size >= 1 else {
+                    throw .init(setting: "subset.size", value: "\(subset.size)", reason: "must be at least 1")
+                }
+                if let key = subset.key, key.isEmpty {
+                    throw .init(setting: "subset.key", value: "\"\"", reason: "must not be empty (nil draws one)")
+                }
+            }
             if let keepalive {
                 try Validate.positive(keepalive.interval, "keepalive.interval")
                 try Validate.positive(keepalive.timeout, "keepalive.timeout")

@@ -120,6 +120,7 @@ public final class LBPool: Service, Sendable {
                     HTTPRequest(method: .get, scheme: nil, authority: nil, path: check.path),
                     scheme: target.scheme.rawValue, authority: target.authority, bodyLength: nil))
             },
+            subset: configuration.subset.map { RendezvousSubset(size: $0.size, key: $0.key ?? SubsetKey.drawn()) },
             settings: settings,
             backoff: configuration.reconnectBackoff,
             metrics: PoolMetrics(factory: metrics ?? MetricsSystem.factory),

@@ -5,6 +5,12 @@ public struct PoolEvent: Sendable, Equatable, CustomStringConvertible {
         case addressAdded
         /// The address left the resolved set; its connections drain.
         case addressRemoved
+        /// With ``LBPool/Configuration/subset``: the address entered this client's subset, at
+        /// `rank` (1 is the best-ranked of the resolved addresses); its connections are dialled.
+        case joinedSubset(rank: Int)
+        /// With ``LBPool/Configuration/subset``: the address left this client's subset; its
+        /// connections drain.
+        case leftSubset
         /// A connection to the address is being dialled.
         case connecting
         /// The connection can take requests.
@@ -41,6 +47,8 @@ public struct PoolEvent: Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .addressAdded: return "\(address) added"
         case .addressRemoved: return "\(address) removed"
+        case .joinedSubset(let rank): return "\(address) joined the subset at rank \(rank)"
+        case .leftSubset: return "\(address) left the subset"
         case .connecting: return "\(address)\(connection) connecting"
         case .ready: return "\(address)\(connection) ready"
         case .draining(let reason): return "\(address)\(connection) draining: \(reason)"

@@ -17,6 +17,18 @@ import Testing
         #expect(Set(dials(actions).map(\.1)).count == 4)
     }
 
+    @Test func anAddressLeavingTheSubsetButNotDNSDrainsForThatReason() {
+        var machine = BalancerStateMachine(minConnections: 1)
+        let ids = dials(machine.addressesResolved([a, b]))
+        let actions = machine.addressesResolved([b, c], stillResolved: [a, b, c])
+        #expect(actions.contains(.drain(ids[0].1, .leftSubset)))
+        #expect(actions.contains(.addressRemoved(a, .leftSubset)))
+        #expect(dials(actions).map(\.0) == [c])
+        // Gone from DNS as well: the DNS reason.
+        let gone = machine.addressesResolved([c], stillResolved: [c])
+        #expect(gone.contains(.drain(ids[1].1, .addressRemoved)) && gone.contains(.addressRemoved(b, .addressRemoved)))
+    }
+
     @Test func unchangedSetCausesNoChurn() {
         var machine = BalancerStateMachine(minConnections: 1)
         _ = machine.addressesResolved([a, b])

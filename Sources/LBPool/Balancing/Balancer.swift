@@ -25,14 +25,44 @@ final class Balancer: SubconnectionDelegate, Sendable {
         }
     }
 
+    /// This client's subset of the resolved addresses (``RendezvousSubset``).
+    struct SubsetState: Sendable {
+        let rendezvous: RendezvousSubset
+        /// Every resolved address, best-ranked first.
+        var ranking: [ResolvedAddress] = []
+        var resolved: Set<ResolvedAddress> = []
+        /// The subset last handed to the state machine, best-ranked first.
+        var members: [ResolvedAddress] = []
+    }
+
     private struct State {
         var machine: BalancerStateMachine
+        var subset: SubsetState?
+        /// Events a transition found, emitted with those of its actions once the lock is left.
+        var pendingEvents: [PoolEvent] = []
         var subconnections: [SubconnectionID: Subconnection] = [:]
         var ejection: OutlierEjection?
         var healthCounters: [ResolvedAddress: EndpointHealthCounter] = [:]
         var activeHealth: ActiveHealth?
         /// Per address, what its GOAWAYs say of the server's streams per connection.
         var streamCaps: [ResolvedAddress: StreamCapEstimate] = [:]
+
+        /// Out of use for the subset: ejected or on probation, or failing its health checks.
+        func isOut(_ address: ResolvedAddress) -> Bool {
+            if let ejection, ejection.health(of: address) != .healthy { return true }
+            return activeHealth?.state(of: address) == .unhealthy
+        }
+
+        /// Hands the subset of the latest ranking to the state machine, if it changed (or
+        /// `always`, after a resolution).
+        mutating func reselectSubset(always: Bool = false) -> [BalancerStateMachine.Action] {
+            guard var subset else { return [] }
+            let members = Array(subset.rendezvous.members(of: subset.ranking, out: isOut))
+            guard always || members != subset.members else { return [] }
+            subset.members = members
+            self.subset = subset
+            return machine.addressesResolved(members, stillResolved: subset.resolved)
+        }
     }
 
     /// Active health checks: the settings and the probe request's head.
@@ -57,12 +87,14 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private let healthProbe: HealthProbe?
 
     init(minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: LBPool.Configuration.OutlierDetection?,
-         healthProbe: HealthProbe?, settings: ConnectionSettings, backoff: ReconnectBackoff, metrics: PoolMetrics, logger: Logger) {
+         healthProbe: HealthProbe?, subset: RendezvousSubset? = nil, settings: ConnectionSettings, backoff: ReconnectBackoff,
+         metrics: PoolMetrics, logger: Logger) {
         self.metrics = metrics
         self.outlierDetection = outlierDetection
         self.healthProbe = healthProbe
         self.state = Mutex(State(
             machine: BalancerStateMachine(minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil),
+            subset: subset.map { SubsetState(rendezvous: $0) },
             ejection: outlierDetection.map(OutlierEjection.init(settings:)),
             activeHealth: healthProbe.map {
                 ActiveHealth(healthyThreshold: $0.settings.healthyThreshold, unhealthyThreshold: $0.settings.unhealthyThreshold)
@@ -133,6 +165,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
         state.withLock { body($0.machine, $0.subconnections, $0.ejection, $0.activeHealth) }
     }
 
+    /// The subset, if subsetting is on.
+    var subset: SubsetState? {
+        state.withLock { $0.subset }
+    }
+
     // MARK: - Passive health
 
     private func healthCounter(_ address: ResolvedAddress) -> EndpointHealthCounter? {
@@ -185,6 +222,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
             return actions
         }
         if let snapshot { pickerState.update { $0.endpoints = snapshot } }
+        if !actions.isEmpty { update { $0.reselectSubset() } }
         for action in actions {
             switch action {
             case .eject(let address, let duration):
@@ -306,6 +344,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         }
         guard let change else { return }
         if let snapshot { pickerState.update { $0.endpoints = snapshot } }
+        update { $0.reselectSubset() }
         logger.info("health check state changed", metadata: ["address": "\(address)", "state": "\(change.rawValue)"])
         events.emit(PoolEvent(kind: .health(change), address: address, subconnection: nil))
     }
@@ -320,7 +359,22 @@ final class Balancer: SubconnectionDelegate, Sendable {
             logger.debug("resolved", metadata: ["addresses": "\(update.addresses)"])
         }
         pickerState.update { $0.resolution = update }
-        apply { $0.addressesResolved(update.addresses) }
+        self.update { state in
+            guard var subset = state.subset else { return state.machine.addressesResolved(update.addresses) }
+            // With a subset, address events are of DNS; joining and leaving the subset are
+            // reported apart.
+            let resolved = Set(update.addresses)
+            for address in update.addresses where !subset.resolved.contains(address) {
+                state.pendingEvents.append(PoolEvent(kind: .addressAdded, address: address, subconnection: nil))
+            }
+            for address in subset.ranking where !resolved.contains(address) {
+                state.pendingEvents.append(PoolEvent(kind: .addressRemoved, address: address, subconnection: nil))
+            }
+            subset.ranking = subset.rendezvous.ranked(update.addresses)
+            subset.resolved = resolved
+            state.subset = subset
+            return state.reselectSubset(always: true)
+        }
     }
 
     private func apply(
@@ -328,15 +382,28 @@ final class Balancer: SubconnectionDelegate, Sendable {
         reporting reported: PoolEvent? = nil,
         _ transition: (inout BalancerStateMachine) -> [BalancerStateMachine.Action]
     ) {
+        update(removing: closed, reporting: reported) { transition(&$0.machine) }
+    }
+
+    /// Runs `transition` under the lock and performs the state machine's actions it returns.
+    private func update(
+        removing closed: SubconnectionID? = nil,
+        reporting reported: PoolEvent? = nil,
+        _ transition: (inout State) -> [BalancerStateMachine.Action]
+    ) {
         var drains: [(Subconnection, ConnectionCloseReason)] = []
         var work: [Work] = []
         var emitted: [PoolEvent] = []
         var snapshot: ReadyEndpoints?
         var finished = false
         var counts: [ResolvedAddress: PoolMetrics.ConnectionCounts] = [:]
+        var members: [ResolvedAddress: Int]?
         state.withLock { state in
             if let closed { state.subconnections[closed] = nil }
-            for action in transition(&state.machine) {
+            let actions = transition(&state)
+            emitted = state.pendingEvents
+            state.pendingEvents = []
+            for action in actions {
                 switch action {
                 case .dial(let address, let id):
                     let subconnection = Subconnection(
@@ -354,13 +421,17 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     }
                 case .addressAdded(let address):
                     if state.ejection != nil { state.healthCounters[address] = EndpointHealthCounter() }
-                    emitted.append(PoolEvent(kind: .addressAdded, address: address, subconnection: nil))
-                case .addressRemoved(let address):
+                    let kind: PoolEvent.Kind = state.subset.map { subset in
+                        .joinedSubset(rank: (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
+                    } ?? .addressAdded
+                    emitted.append(PoolEvent(kind: kind, address: address, subconnection: nil))
+                case .addressRemoved(let address, _):
                     state.healthCounters[address] = nil
                     state.streamCaps[address] = nil
                     state.activeHealth?.removed(address)
                     state.ejection?.removed(address)
-                    emitted.append(PoolEvent(kind: .addressRemoved, address: address, subconnection: nil))
+                    let kind: PoolEvent.Kind = state.subset == nil ? .addressRemoved : .leftSubset
+                    emitted.append(PoolEvent(kind: kind, address: address, subconnection: nil))
                 case .publish:
                     snapshot = Self.readyEndpoints(state)
                 case .finished:
@@ -371,8 +442,14 @@ final class Balancer: SubconnectionDelegate, Sendable {
                 let states = endpoint.subconnections.values
                 counts[address] = (states.count { $0 == .connecting }, states.count { $0.isServing }, states.count { $0 == .draining })
             }
+            if let subset = state.subset, actions.contains(where: { if case .addressAdded = $0 { true } else if case .addressRemoved = $0 { true } else { false } }) {
+                members = Dictionary(uniqueKeysWithValues: subset.members.map { address in
+                    (address, (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
+                })
+            }
         }
         metrics.connections(counts)
+        if let members { metrics.subsetMembers(members) }
         if let snapshot { pickerState.update { $0.endpoints = snapshot } }
         if let reported { events.emit(reported) }
         for event in emitted { events.emit(event) }

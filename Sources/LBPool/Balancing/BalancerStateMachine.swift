@@ -9,6 +9,7 @@
 ///  subconnection draining (was serving) ──▶ publish picker, dial replacement if below minimum
 ///  subconnection closed before ready ──▶ reconnect after backoff
 ///  address removed ──▶ drain its subconnections, drop the endpoint, publish picker
+///  (from DNS, or from this client's subset: ``RendezvousSubset``)
 /// ```
 struct BalancerStateMachine: Sendable {
     enum SubState: Sendable, Equatable {
@@ -41,7 +42,9 @@ struct BalancerStateMachine: Sendable {
         /// Start the lifetime clock of a ready subconnection.
         case scheduleRotation(ResolvedAddress, SubconnectionID)
         case addressAdded(ResolvedAddress)
-        case addressRemoved(ResolvedAddress)
+        /// The endpoint is gone: its address left DNS (``ConnectionCloseReason/addressRemoved``)
+        /// or the subset (``ConnectionCloseReason/leftSubset``).
+        case addressRemoved(ResolvedAddress, ConnectionCloseReason)
         /// The set of serving subconnections changed.
         case publish
         /// Shut down and nothing is left open.
@@ -65,7 +68,11 @@ struct BalancerStateMachine: Sendable {
 
     // MARK: - Resolution
 
-    mutating func addressesResolved(_ addresses: [ResolvedAddress]) -> [Action] {
+    /// The addresses to keep endpoints for: every resolved address, or this client's subset of
+    /// them. An endpoint whose address is not among them drains its subconnections, for
+    /// ``ConnectionCloseReason/leftSubset`` if its address is in `stillResolved` (resolved, but
+    /// out of the subset), for ``ConnectionCloseReason/addressRemoved`` otherwise.
+    mutating func addressesResolved(_ addresses: [ResolvedAddress], stillResolved: Set<ResolvedAddress> = []) -> [Action] {
         guard !isShuttingDown else { return [] }
         var actions: [Action] = []
         let wanted = Set(addresses)
@@ -74,10 +81,11 @@ struct BalancerStateMachine: Sendable {
         let removed = endpoints.keys.filter { !wanted.contains($0) }.sorted { ($0.ip, $0.port) < ($1.ip, $1.port) }
         for address in removed {
             guard let endpoint = endpoints[address] else { continue }
-            actions.append(.addressRemoved(address))
+            let reason: ConnectionCloseReason = stillResolved.contains(address) ? .leftSubset : .addressRemoved
+            actions.append(.addressRemoved(address, reason))
             for (id, state) in endpoint.subconnections.sorted(by: { $0.key < $1.key }) {
                 retiring[id] = address
-                if state != .draining { actions.append(.drain(id, .addressRemoved)) }
+                if state != .draining { actions.append(.drain(id, reason)) }
             }
             endpoints[address] = nil
             actions.append(.publish)

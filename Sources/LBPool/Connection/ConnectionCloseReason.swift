@@ -6,6 +6,9 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     case lifetimeExpired
     /// Its address left the resolved set.
     case addressRemoved
+    /// Its address is still resolved but left this client's subset
+    /// (``LBPool/Configuration/subset``): a better-ranked address joined DNS or recovered.
+    case leftSubset
     /// The pool is shutting down.
     case poolShutdown
     /// The peer stopped answering keepalive PINGs.
@@ -28,6 +31,7 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
             return "GOAWAY \(name) last-stream-id \(lastStreamID)" + (debugData.isEmpty ? "" : " (\(debugData))")
         case .lifetimeExpired: return "maximum connection lifetime reached"
         case .addressRemoved: return "address removed from DNS"
+        case .leftSubset: return "address left the subset"
         case .poolShutdown: return "pool shutting down"
         case .keepaliveTimeout: return "keepalive timeout"
         case .streamLimitReached(let streams): return "the server's \(streams) streams per connection reached"

@@ -8,7 +8,8 @@ import Synchronization
 /// | label | kind | dimensions |
 /// |---|---|---|
 /// | `lbpool_connections` | gauge | `address`, `state` (connecting, ready, draining) |
-/// | `lbpool_addresses` | gauge | |
+/// | `lbpool_addresses` | gauge | (resolved) |
+/// | `lbpool_subset_member` | gauge | `address`: its rank (1 = best) while in this client's subset |
 /// | `lbpool_pending_requests` | meter | (waiting for a ready connection or a free stream) |
 /// | `lbpool_picks_total` | counter | |
 /// | `lbpool_requests_total` | counter | `outcome` (success, failure) |
@@ -38,6 +39,7 @@ final class PoolMetrics: Sendable {
     let addresses: Gauge
     let pendingRequests: Meter
     private let connectionGauges = Mutex<[ResolvedAddress: [Gauge]]>([:])
+    private let subsetGauges = Mutex<[ResolvedAddress: Gauge]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -76,6 +78,26 @@ final class PoolMetrics: Sendable {
     /// The client closed a connection whose server broke HTTP/2 or a limit.
     func protocolViolation(code: HTTP2Code) {
         Counter(label: "lbpool_protocol_violations_total", dimensions: [("code", code.description)], factory: factory).increment()
+    }
+
+    /// Records the subset's addresses with their ranks; destroys the gauges of addresses that left it.
+    func subsetMembers(_ ranks: [ResolvedAddress: Int]) {
+        let (update, destroyed) = subsetGauges.withLock { gauges -> ([(Gauge, Int)], [Gauge]) in
+            var destroyed: [Gauge] = []
+            for (address, gauge) in gauges where ranks[address] == nil {
+                destroyed.append(gauge)
+                gauges[address] = nil
+            }
+            var update: [(Gauge, Int)] = []
+            for (address, rank) in ranks {
+                let gauge = gauges[address] ?? Gauge(label: "lbpool_subset_member", dimensions: [("address", address.description)], factory: factory)
+                gauges[address] = gauge
+                update.append((gauge, rank))
+            }
+            return (update, destroyed)
+        }
+        for gauge in destroyed { gauge.destroy() }
+        for (gauge, rank) in update { gauge.record(rank) }
     }
 
     /// Records the connections per address and state; destroys the gauges of addresses gone.

@@ -31,8 +31,24 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         public var connections: [Connection]
     }
 
-    /// Every address of the latest resolution, sorted, with its connections (oldest first).
+    /// This client's subset (``LBPool/Configuration/subset``).
+    public struct Subset: Sendable {
+        /// The configured size.
+        public var size: Int
+        /// The key ranking the addresses (the configured one, or the one drawn).
+        public var key: String
+        /// The addresses connected to, best-ranked first: `size` in use, and any better-ranked
+        /// one that is out (ejected or failing its checks) and kept to come back.
+        public var members: [ResolvedAddress]
+        /// Addresses of the latest resolution, in the subset or not.
+        public var resolved: Int
+    }
+
+    /// Every address the pool keeps connections to, sorted, with its connections (oldest
+    /// first): every address of the latest resolution, or with a ``subset`` its members.
     public var addresses: [Address]
+    /// The subset, when subsetting is on; `nil` otherwise.
+    public var subset: Subset?
     /// The error of the latest lookup, if it failed.
     public var resolutionError: ResolverError?
     public var isShuttingDown: Bool
@@ -41,6 +57,9 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         var lines: [String] = []
         if isShuttingDown { lines.append("shutting down") }
         if let resolutionError { lines.append("resolution: \(resolutionError)") }
+        if let subset {
+            lines.append("subset of \(subset.size) (key \(subset.key)) of \(subset.resolved) addresses: \(subset.members.map(\.description).joined(separator: ", "))")
+        }
         for address in addresses {
             lines.append("\(address.address) \(address.health.rawValue), checks \(address.checks.rawValue)")
             for connection in address.connections {
@@ -55,8 +74,12 @@ extension LBPool {
     /// The current addresses and connections.
     public func snapshot() -> PoolSnapshot {
         let picker = balancer.pickerState.current().snapshot
+        let subset = balancer.subset
         return PoolSnapshot(
             addresses: balancer.connectionSnapshot(now: .now),
+            subset: subset.map {
+                PoolSnapshot.Subset(size: $0.rendezvous.size, key: $0.rendezvous.key, members: $0.members, resolved: $0.resolved.count)
+            },
             resolutionError: picker.resolution?.error,
             isShuttingDown: picker.isShuttingDown
         )
