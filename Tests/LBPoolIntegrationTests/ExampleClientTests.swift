@@ -57,4 +57,34 @@ import Testing
         #expect(events.split(separator: "\n").contains { $0.hasPrefix("event: \(restarted.ip):\(port) #") && $0.contains("draining: GOAWAY NO_ERROR") },
                 "no draining line for the restarted address")
     }
+
+    @Test func subsetFlagsConfineTheClientToItsSubsetAndTheEventsNameIt() async throws {
+        let ips = (2...7).map { "127.0.0.\($0)" }
+        let (backends, dns, port) = try await startFleet(ips)
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let folder = try makeWorkFolder("client-subset")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var subsets: [Set<String>] = []
+        for key in ["pod-x", "pod-y"] {
+            let output = folder.appendingPathComponent("\(key).json")
+            let errors = folder.appendingPathComponent("\(key).log")
+            let client = try ChildProcess(
+                name: "RoundRobinClient", path: try clientPath(),
+                arguments: ["http://\(Self.name):\(port)/", "--requests", "300", "--concurrency", "4", "--dns-server", dns.address,
+                            "--subset-size", "2", "--subset-key", key, "--events", "--json"],
+                log: errors, output: output
+            )
+            try await waitFor("the client to finish", timeout: .seconds(30)) { !client.isRunning }
+            #expect(client.exitCode == 0)
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: Any]
+            #expect(summary?["failed"] as? Int == 0, "\(String(describing: summary))")
+            let addresses = Set((summary?["addresses"] as? [String: Any] ?? [:]).keys)
+            #expect(addresses.count == 2, "\(addresses)")
+            // The events name the subset as it forms: two addresses joined, at ranks among the six.
+            let joined = try String(contentsOf: errors, encoding: .utf8).split(separator: "\n").filter { $0.contains("joined the subset at rank") }
+            #expect(Set(joined.map { String($0.dropFirst("event: ".count).prefix { $0 != ":" }) }) == addresses, "\(joined)")
+            subsets.append(addresses)
+        }
+        #expect(subsets[0] != subsets[1], "\(subsets)")
+    }
 }

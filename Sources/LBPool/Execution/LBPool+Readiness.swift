@@ -6,7 +6,9 @@ extension LBPool {
 
     /// Waits until at least `minimumAddresses` addresses have a ready connection, for example
     /// to warm a pool up before taking traffic. With `nil` (the default), waits until every
-    /// address of the latest resolution has one (and at least one address resolved).
+    /// address of the latest resolution has one (and at least one address resolved); with a
+    /// ``Configuration/subset``, until as many as the subset's size do (or every address, if
+    /// fewer resolved).
     ///
     /// - Throws: ``LBPoolError`` with `.deadlineExceeded` when `timeout` passes first (the
     ///   message says how many were ready), `.shutdown` when the pool shuts down.
@@ -15,7 +17,8 @@ extension LBPool {
         while true {
             let (snapshot, version) = balancer.pickerState.current()
             if snapshot.isShuttingDown { throw LBPoolError(.shutdown, "the pool for \(target) is shutting down") }
-            let wanted = minimumAddresses ?? max(snapshot.resolution?.addresses.count ?? .max, 1)
+            let resolved = snapshot.resolution?.addresses.count ?? .max
+            let wanted = minimumAddresses ?? max(min(resolved, configuration.subset?.size ?? .max), 1)
             if snapshot.endpoints.count >= wanted { return }
             if ContinuousClock.now >= deadline {
                 let wantedText = wanted == .max ? "the resolved" : "\(wanted)"

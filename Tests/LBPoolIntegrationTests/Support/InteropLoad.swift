@@ -7,8 +7,9 @@ import Synchronization
 /// assertions afterwards.
 final class InteropLoad: Sendable {
     private struct State {
-        /// The address that served each successful request.
-        var successes: [String] = []
+        /// The address that served each successful request, with the request's number (in the
+        /// order the requests started).
+        var successes: [(number: Int, ip: String)] = []
         var failures: [String] = []
         var stopped = false
         var counter = 0
@@ -33,8 +34,21 @@ final class InteropLoad: Sendable {
     /// Whether every worker reached its bound (requests or time) or was stopped.
     var isOver: Bool { state.withLock { $0.workersDone == $0.workers } }
 
+    /// Successful requests so far.
+    var successCount: Int { state.withLock { $0.successes.count } }
+    /// Requests started so far: the number of the latest.
+    var started: Int { state.withLock { $0.counter } }
+
+    /// The addresses that served the successful requests numbered above `number` (started
+    /// after it), with how many each.
+    func servers(startedAfter number: Int) -> [String: Int] {
+        state.withLock { state in
+            state.successes.filter { $0.number > number }.reduce(into: [:]) { $0[$1.ip, default: 0] += 1 }
+        }
+    }
+
     func successes(on address: String) -> Int {
-        state.withLock { state in state.successes.count(where: { $0 == address }) }
+        state.withLock { state in state.successes.count(where: { $0.ip == address }) }
     }
 
     /// Keeps `workers` request loops going against `pool` while `body` runs, then stops them
@@ -57,11 +71,11 @@ final class InteropLoad: Sendable {
         for _ in 0..<maxRequestsPerWorker {
             guard !state.withLock({ $0.stopped }), ContinuousClock.now < deadline else { return }
             let number = state.withLock { $0.counter += 1; return $0.counter }
-            await send(pool, id: "load-\(worker)-\(number)")
+            await send(pool, id: "load-\(worker)-\(number)", number: number)
         }
     }
 
-    private func send(_ pool: LBPool, id: String) async {
+    private func send(_ pool: LBPool, id: String, number: Int) async {
         do {
             let response = try await pool.execute(get(id: id))
             let problem: String? =
@@ -73,7 +87,7 @@ final class InteropLoad: Sendable {
                     nil
                 }
             state.withLock { state in
-                if let problem { state.failures.append("\(id): \(problem)") } else { state.successes.append(response.servedBy.ip) }
+                if let problem { state.failures.append("\(id): \(problem)") } else { state.successes.append((number, response.servedBy.ip)) }
             }
         } catch {
             // Cancelled because the load was stopped (the body threw): not the server's doing.

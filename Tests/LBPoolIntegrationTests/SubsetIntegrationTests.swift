@@ -1,0 +1,96 @@
+import HTTPTypes
+import LBPool
+import Testing
+
+/// Subsetting against 30 nginx behind dnsmasq: a client reaches exactly its subset and no other
+/// address, another key gets another subset, and an address leaving DNS is replaced alone while
+/// requests keep flowing, none failing.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct SubsetIntegrationTests {
+    static let ips = (1...30).map { "127.0.5.\($0)" }
+
+    func subsetPool(dns: DNSServer, port: Int, key: String) throws -> LBPool {
+        var configuration = testConfiguration(dns: dns)
+        configuration.subset = .init(size: 5, key: key)
+        return try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+    }
+
+    @Test func fiveOfThirtyAddressesAreReachedAndAnotherKeyReachesAnotherFive() async throws {
+        let (backends, dns, port) = try await startFleet(Self.ips)
+        defer { withExtendedLifetime((backends, dns)) {} }
+        var subsets: [Set<String>] = []
+        for key in ["client-a", "client-b"] {
+            let pool = try subsetPool(dns: dns, port: port, key: key)
+            let load = InteropLoad(maxRequestsPerWorker: 50)
+            let members = try await withRunningPool(pool) { pool in
+                try await pool.waitUntilReady(timeout: .seconds(20))
+                let snapshot = pool.snapshot()
+                #expect(snapshot.subset?.resolved == 30 && snapshot.subset?.key == key, "\(snapshot)")
+                let members = Set(snapshot.subset?.members.map(\.ip) ?? [])
+                #expect(members.count == 5, "\(snapshot)")
+                #expect(Set(snapshot.addresses.map(\.address.ip)) == members)
+                try await load.running(on: pool, workers: 10) {
+                    try await waitFor("500 requests", timeout: .seconds(30)) { load.isOver }
+                }
+                // No connection to any address outside the subset, a connection to each inside.
+                for ip in Self.ips {
+                    let connections = try establishedConnections(to: ip, port: port)
+                    #expect(members.contains(ip) ? connections >= 1 : connections == 0, "\(ip): \(connections) connections")
+                }
+                return members
+            }
+            // The pool's sockets close as it stops; the next pool counts connections anew.
+            try await waitFor("the connections of \(key) closed") {
+                try Self.ips.allSatisfy { try establishedConnections(to: $0, port: port) == 0 }
+            }
+            #expect(load.failures.isEmpty, "\(load.failures.prefix(5))")
+            let servers = load.servers(startedAfter: 0)
+            #expect(Set(servers.keys) == members, "\(servers)")
+            #expect(servers.values.allSatisfy { $0 == 100 }, "round robin over the subset: \(servers)")
+            subsets.append(members)
+        }
+        #expect(subsets[0] != subsets[1], "\(subsets)")
+    }
+
+    @Test func anAddressOfTheSubsetLeavingDNSIsReplacedAloneWithNoFailedRequest() async throws {
+        let (backends, dns, port) = try await startFleet(Self.ips, ttl: 1)
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let pool = try subsetPool(dns: dns, port: port, key: "client-a")
+        let events = pool.events()
+        let load = InteropLoad()
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(20))
+            let before = pool.snapshot().subset?.members ?? []
+            try #require(before.count == 5)
+            let leaving = before[0]
+            try await load.running(on: pool, workers: 8) {
+                try await waitFor("requests before the change") { load.successCount >= 200 }
+                try dns.setRecords([serviceName: Self.ips.filter { $0 != leaving.ip }])
+                dns.reload()
+                // A request that starts once the address left the subset cannot pick it: it left
+                // the picker before the event.
+                var leftAfterRequest: Int?
+                var joined: [ResolvedAddress] = []
+                for await event in events {
+                    if event.kind == .leftSubset {
+                        #expect(event.address == leaving)
+                        leftAfterRequest = load.started
+                    }
+                    if case .joinedSubset = event.kind, !before.contains(event.address) { joined.append(event.address) }
+                    if event.kind == .ready, leftAfterRequest != nil, joined.contains(event.address) { break }
+                }
+                let mark = try #require(leftAfterRequest)
+                #expect(joined.count == 1, "\(joined)")
+                let after = pool.snapshot().subset?.members ?? []
+                #expect(Set(after) == Set(before.dropFirst()).union(joined), "before \(before), after \(after)")
+                #expect(pool.snapshot().addresses.count == 5)
+                // Requests started since go to the new subset only.
+                let count = load.successCount
+                try await waitFor("requests after the change", timeout: .seconds(20)) { load.successCount >= count + 500 }
+                let servers = load.servers(startedAfter: mark)
+                #expect(Set(servers.keys) == Set(after.map(\.ip)), "\(servers)")
+            }
+        }
+        #expect(load.failures.isEmpty, "\(load.failures.prefix(5))")
+        #expect(load.total > 700)
+    }
+}
