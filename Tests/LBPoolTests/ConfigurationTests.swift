@@ -57,6 +57,9 @@ import Testing
         #expect(error("http://api") { $0.dns.maxRefreshInterval = .seconds(1) }?.setting == "dns.maxRefreshInterval")
         #expect(error("http://api") { $0.reconnectBackoff.jitter = 1.5 }?.setting == "reconnectBackoff.jitter")
         #expect(error("http://api") { $0.maxTransparentRetries = -1 }?.setting == "maxTransparentRetries")
+        #expect(error("http://api") { $0.subset = .init(size: 0) } == .init(setting: "subset.size", value: "0", reason: "must be at least 1"))
+        #expect(error("http://api") { $0.subset = .init(size: 3, key: "") }?.setting == "subset.key")
+        #expect(error("http://api") { $0.subset = .init(size: 3) } == nil)
         #expect(error("http://api") == nil)
     }
 

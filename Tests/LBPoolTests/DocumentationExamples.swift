@@ -70,4 +70,11 @@ enum DocumentationExamples {
             print(event)
         }
     }
+
+    /// README, "Large fleets: subsetting", and the Kubernetes article.
+    static func subsetting(podName: String) throws -> LBPool {
+        var configuration = LBPool.Configuration()
+        configuration.subset = .init(size: 10, key: podName)   // 1 000 × 10 connections, not 1 000 × 1 000
+        return try LBPool(target: "http://api.default.svc.cluster.local:8080", configuration: configuration)
+    }
 }
