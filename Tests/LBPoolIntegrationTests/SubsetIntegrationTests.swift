@@ -93,4 +93,56 @@ import Testing
         #expect(load.failures.isEmpty, "\(load.failures.prefix(5))")
         #expect(load.total > 700)
     }
+
+    @Test func aMemberFailingItsHealthChecksIsStoodInForUntilItPassesAgain() async throws {
+        let ips = Array(Self.ips.prefix(8))
+        let (backends, dns, port) = try await startFleet(ips)
+        defer { withExtendedLifetime((backends, dns)) {} }
+        var configuration = testConfiguration(dns: dns)
+        configuration.subset = .init(size: 3, key: "client-a")
+        var check = LBPool.Configuration.HealthCheck(path: "/healthz", interval: .milliseconds(100))
+        check.unhealthyThreshold = 1
+        configuration.healthCheck = check
+        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+        let events = pool.events()
+        let load = InteropLoad()
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(20))
+            let before = pool.snapshot().subset?.members ?? []
+            try #require(before.count == 3)
+            let sick = try #require(backends.first { $0.ip == before[1].ip })
+            try await load.running(on: pool, workers: 4) {
+                try await waitFor("requests before") { load.successCount >= 100 }
+                try sick.setHealthy(false)
+                // The sick address stays in the subset (its checks go on); the fourth-ranked joins.
+                var standIn: ResolvedAddress?
+                var unhealthyAt: Int?
+                var ready: Set<ResolvedAddress> = []
+                for await event in events {
+                    if event.kind == .ready { ready.insert(event.address) }
+                    if event.address == before[1], event.kind == .health(.unhealthy) { unhealthyAt = load.started }
+                    // (The stream starts with the pool: the first three joined before.)
+                    if case .joinedSubset(let rank) = event.kind, !before.contains(event.address) {
+                        #expect(rank == 4, "\(event)")
+                        standIn = event.address
+                    }
+                    if let standIn, unhealthyAt != nil, ready.contains(standIn) { break }
+                }
+                let stoodIn = try #require(standIn)
+                #expect(pool.snapshot().subset?.members == before + [stoodIn])
+                let whileOut = load.started
+                try await waitFor("requests while it is out") { load.servers(startedAfter: whileOut).values.reduce(0, +) >= 300 }
+                #expect(Set(load.servers(startedAfter: whileOut).keys) == [before[0].ip, before[2].ip, stoodIn.ip])
+
+                // Passing again: back in use, and the stand-in leaves.
+                try sick.setHealthy(true)
+                for await event in events where event.address == stoodIn && event.kind == .leftSubset { break }
+                #expect(pool.snapshot().subset?.members == before)
+                let back = load.started
+                try await waitFor("requests once it is back") { load.servers(startedAfter: back).values.reduce(0, +) >= 300 }
+                #expect(Set(load.servers(startedAfter: back).keys) == Set(before.map(\.ip)))
+            }
+        }
+        #expect(load.failures.isEmpty, "\(load.failures.prefix(5))")
+    }
 }

@@ -222,7 +222,8 @@ final class Balancer: SubconnectionDelegate, Sendable {
             return actions
         }
         if let snapshot { pickerState.update { $0.endpoints = snapshot } }
-        if !actions.isEmpty { update { $0.reselectSubset() } }
+        // The subset follows, once the health change is reported.
+        defer { if !actions.isEmpty { update { $0.reselectSubset() } } }
         for action in actions {
             switch action {
             case .eject(let address, let duration):
@@ -344,9 +345,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
         }
         guard let change else { return }
         if let snapshot { pickerState.update { $0.endpoints = snapshot } }
-        update { $0.reselectSubset() }
         logger.info("health check state changed", metadata: ["address": "\(address)", "state": "\(change.rawValue)"])
         events.emit(PoolEvent(kind: .health(change), address: address, subconnection: nil))
+        // The subset follows, once the health change is reported.
+        update { $0.reselectSubset() }
     }
 
     private func resolved(_ update: ResolverUpdate) {
