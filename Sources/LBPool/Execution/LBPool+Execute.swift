@@ -156,25 +156,25 @@ extension LBPool {
             }
             // Requests may be waiting for a free stream.
             defer { release(subconnection) }
-            var retryAfterStatus: Duration??
+            let outcome: AttemptOutcome
+            var failure: LBPoolError
             do {
+                var statusDecision: RetryDecision?
                 let result: Result? = try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
                     var stop: RetryStop?
                     let failedStatus = configuration.outlierDetection?.failureStatuses.contains(response.status.code) ?? false
                     recordOutcome(subconnection, success: !failedStatus)
                     if policy.retryableStatuses.contains(response.status.code) {
-                        let decision: RetryState.Decision = body?.isReplayable == false
-                            ? .stop(.notRetryable("the streamed request body was already read"))
-                            : retries.decide(retryAfter: response.headerFields[.retryAfter], shuttingDown: isShuttingDown)
-                        switch decision {
-                        case .retry(let delay):
-                            // Not handed to the caller: the stream closes unread.
-                            retryBudget.record(success: false)
-                            retryAfterStatus = .some(delay)
-                            return nil
-                        case .stop(let reason):
+                        let decision = decide(.retryableStatus(retryAfter: response.headerFields[.retryAfter]), body: body,
+                                              transparentRetries: transparentRetries, retries: &retries)
+                        if case .stop(let reason) = decision {
                             stop = reason
                             if reason == .budgetExhausted { noteBudgetExhausted(subconnection.address) }
+                        } else {
+                            // Not handed to the caller: the stream closes unread.
+                            retryBudget.record(success: false)
+                            statusDecision = decision
+                            return nil
                         }
                     }
                     retryBudget.record(success: stop == nil)
@@ -190,58 +190,69 @@ extension LBPool {
                     }
                 }
                 if let result { return result }
-            } catch let incomplete as IncompleteResponse {
-                let decision = failedAfterSending(subconnection, body: body, policy: policy, retries: &retries)
-                guard case .retry(let delay) = decision else {
-                    if case .stop(.budgetExhausted) = decision { noteBudgetExhausted(subconnection.address) }
-                    var error = incomplete.error
-                    error.address = error.address ?? subconnection.address
-                    throw error
+                // A retryable status, and the policy and budget allow another attempt.
+                if case .retry(let delay) = statusDecision {
+                    metrics.retries.increment()
+                    try await Task.sleep(for: delay)
                 }
-                metrics.retries.increment()
-                try await Task.sleep(for: delay)
                 avoid = subconnection.address
                 continue
-            } catch let failure as AttemptFailure {
-                switch failure.kind {
-                case .unprocessed where body?.isReplayable == false:
-                    throw LBPoolError(.connectionFailed, "request not processed, and its streamed body was already read, so it cannot be sent again",
-                                      address: failure.address, underlying: failure.underlying)
-                case .unprocessed where transparentRetries < configuration.maxTransparentRetries:
-                    transparentRetries += 1
-                    metrics.transparentRetries.increment()
-                    avoid = failure.address
-                    continue
+            } catch let incomplete as IncompleteResponse {
+                outcome = .failedAfterSending
+                failure = incomplete.error
+                failure.address = failure.address ?? subconnection.address
+            } catch let attempt as AttemptFailure {
+                switch attempt.kind {
                 case .unprocessed:
-                    throw LBPoolError(.connectionFailed, "request not processed after \(transparentRetries + 1) attempts",
-                                      address: failure.address, underlying: failure.underlying)
+                    outcome = .unprocessed
+                    failure = LBPoolError(.connectionFailed, "request not processed", address: attempt.address, underlying: attempt.underlying)
                 case .deadlineExceeded:
                     recordOutcome(subconnection, success: false)
                     throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
-                                      address: failure.address, underlying: failure.underlying)
+                                      address: attempt.address, underlying: attempt.underlying)
                 case .mayHaveBeenProcessed:
-                    var reason = failure.closeReason.map { " (connection: \($0))" } ?? ""
-                    if failure.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
-                    switch failedAfterSending(subconnection, body: body, policy: policy, retries: &retries) {
-                    case .retry(let delay):
-                        metrics.retries.increment()
-                        try await Task.sleep(for: delay)
-                        avoid = failure.address
-                        continue
-                    case .stop(let stop):
-                        if stop == .budgetExhausted { noteBudgetExhausted(failure.address) }
-                        throw LBPoolError(.requestFailed, "request failed after it was sent" + reason + "; \(stop)",
-                                          address: failure.address, underlying: failure.underlying)
-                    }
+                    outcome = .failedAfterSending
+                    var reason = attempt.closeReason.map { " (connection: \($0))" } ?? ""
+                    if attempt.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
+                    failure = LBPoolError(.requestFailed, "request failed after it was sent" + reason,
+                                          address: attempt.address, underlying: attempt.underlying)
                 }
             }
-            // A retryable status, and the policy and budget allow another attempt.
-            metrics.retries.increment()
-            if case .some(.some(let delay)) = retryAfterStatus {
+            if outcome == .failedAfterSending {
+                retryBudget.record(success: false)
+                recordOutcome(subconnection, success: false)
+            }
+            switch decide(outcome, body: body, transparentRetries: transparentRetries, retries: &retries) {
+            case .sendAgain:
+                transparentRetries += 1
+                metrics.transparentRetries.increment()
+            case .retry(let delay):
+                metrics.retries.increment()
                 try await Task.sleep(for: delay)
+            case .stop(let stop):
+                if stop == .budgetExhausted { noteBudgetExhausted(subconnection.address) }
+                switch outcome {
+                case .unprocessed where stop == .notRetryable(RetryDecision.bodyRead):
+                    failure.message = "request not processed, and its streamed body was already read, so it cannot be sent again"
+                case .unprocessed:
+                    failure.message = "request not processed after \(transparentRetries + 1) attempts"
+                case .failedAfterSending where failure.code == .requestFailed:
+                    failure.message += "; \(stop)"
+                default:
+                    break
+                }
+                throw failure
             }
             avoid = subconnection.address
         }
+    }
+
+    /// The retry rules (``RetryDecision``) applied to this pool and request.
+    private func decide(_ outcome: AttemptOutcome, body: RequestBody?, transparentRetries: Int, retries: inout RetryState) -> RetryDecision {
+        RetryDecision.after(
+            outcome, bodyReplayable: body?.isReplayable ?? true,
+            transparentRetries: transparentRetries, maxTransparentRetries: configuration.maxTransparentRetries,
+            retries: &retries, shuttingDown: outcome == .unprocessed ? false : isShuttingDown)
     }
 
     /// Sends `request` and returns the response with its whole body (at most
@@ -265,23 +276,6 @@ extension LBPool {
             return Response(head: response.head, body: collected, servedBy: response.servedBy,
                             attempts: response.attempts, retryStop: response.retryStop, trailers: response.body.trailers)
         }
-    }
-
-    /// An attempt failed after the request may have reached the server: records the failure and
-    /// decides on another attempt, which needs a body that can be sent again, a policy that
-    /// retries transport failures, and room in the policy and the budget.
-    private func failedAfterSending(
-        _ subconnection: Subconnection, body: RequestBody?, policy: RetryPolicy, retries: inout RetryState
-    ) -> RetryState.Decision {
-        retryBudget.record(success: false)
-        recordOutcome(subconnection, success: false)
-        if body?.isReplayable == false {
-            return .stop(.notRetryable("the streamed request body was already read"))
-        }
-        if !policy.retriesTransportFailures {
-            return .stop(.notRetryable("the retry policy does not retry transport failures"))
-        }
-        return retries.decide(retryAfter: nil, shuttingDown: isShuttingDown)
     }
 
     func recordOutcome(_ subconnection: Subconnection, success: Bool) {

@@ -61,3 +61,47 @@ public struct ReadyEndpoints: Sendable, RandomAccessCollection {
         public var readySubconnections: Int { snapshot.subconnections.count }
     }
 }
+
+extension ReadyEndpoints {
+    /// An endpoint to build ``ReadyEndpoints`` from in a test of a custom ``Picker``.
+    public struct TestEndpoint: Sendable {
+        /// The endpoint's address.
+        public var address: ResolvedAddress
+        /// Requests in flight on it, as ``Endpoint/inFlight`` reports them. Default: 0.
+        public var inFlight: Int
+        /// Its ready subconnections (at least 1), as ``Endpoint/readySubconnections`` reports
+        /// them; the requests in flight are on the first. Default: 1.
+        public var readySubconnections: Int
+
+        public init(address: ResolvedAddress, inFlight: Int = 0, readySubconnections: Int = 1) {
+            self.address = address
+            self.inFlight = inFlight
+            self.readySubconnections = readySubconnections
+        }
+    }
+
+    /// Endpoints as a pool would hand them to a ``Picker``, for testing one without a pool or a
+    /// socket. Keep them sorted by address, as a pool does; a picker is never given an empty
+    /// collection by a pool.
+    ///
+    /// ```swift
+    /// let endpoints = ReadyEndpoints(testing: [
+    ///     .init(address: ResolvedAddress(ip: "127.0.0.2", port: 8080), inFlight: 3),
+    ///     .init(address: ResolvedAddress(ip: "127.0.0.3", port: 8080), inFlight: 0),
+    /// ])
+    /// #expect(LeastLoadedPicker().pick(from: endpoints) == 1)
+    /// ```
+    public init(testing endpoints: [TestEndpoint]) {
+        var next: UInt64 = 0
+        self.init(endpoints.map { endpoint in
+            let subconnections = (0..<Swift.max(endpoint.readySubconnections, 1)).map { index in
+                next += 1
+                let subconnection = Subconnection(id: SubconnectionID(next), address: endpoint.address)
+                subconnection.shared.isAvailable.store(true, ordering: .releasing)
+                if index == 0 { subconnection.shared.inFlight.store(endpoint.inFlight, ordering: .relaxed) }
+                return subconnection
+            }
+            return EndpointSnapshot(address: endpoint.address, subconnections: subconnections)
+        })
+    }
+}

@@ -13,11 +13,12 @@ struct RetryState {
     /// Attempts that may have reached a server.
     private(set) var attempts = 1
 
-    init(policy: RetryPolicy, budget: any RetryBudget, idempotent: Bool, deadline: ContinuousClock.Instant) {
+    init(policy: RetryPolicy, budget: any RetryBudget, idempotent: Bool, deadline: ContinuousClock.Instant, attempts: Int = 1) {
         self.policy = policy
         self.budget = budget
         self.idempotent = idempotent
         self.deadline = deadline
+        self.attempts = attempts
     }
 
     /// After a failed attempt (retryable status or transport failure): retry, or why not.
