@@ -44,6 +44,7 @@ build: deps
 	$(SWIFT) build
 
 test: deps
+	python3 scripts/check-layers.py
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 

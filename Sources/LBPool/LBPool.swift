@@ -98,7 +98,9 @@ public final class LBPool: Service, Sendable {
             serverHostname: target.isIPLiteral ? nil : target.host,
             connectTimeout: configuration.connectTimeout,
             drainTimeout: configuration.drainTimeout,
-            keepalive: configuration.keepalive,
+            keepalive: configuration.keepalive.map {
+                KeepaliveSettings(interval: $0.interval, timeout: $0.timeout, permitWithoutStreams: $0.permitWithoutStreams)
+            },
             limits: HTTP2ClientLimits(
                 maxHeaderListSize: configuration.http2Limits.maxHeaderListSize,
                 maxContinuationFrames: configuration.http2Limits.maxContinuationFrames,
@@ -114,11 +116,14 @@ public final class LBPool: Service, Sendable {
             rotation: configuration.maxConnectionLifetime.map {
                 Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
             },
-            outlierDetection: configuration.outlierDetection,
+            outlierDetection: configuration.outlierDetection.map(OutlierEjection.Settings.init),
             healthProbe: configuration.healthCheck.map { check in
-                Balancer.HealthProbe(settings: check, head: RequestHead(
-                    HTTPRequest(method: .get, scheme: nil, authority: nil, path: check.path),
-                    scheme: target.scheme.rawValue, authority: target.authority, bodyLength: nil))
+                Balancer.HealthProbe(
+                    head: RequestHead(
+                        HTTPRequest(method: .get, scheme: nil, authority: nil, path: check.path),
+                        scheme: target.scheme.rawValue, authority: target.authority, bodyLength: nil),
+                    interval: check.interval, timeout: check.timeout,
+                    healthyThreshold: check.healthyThreshold, unhealthyThreshold: check.unhealthyThreshold)
             },
             subset: configuration.subset.map { RendezvousSubset(size: $0.size, key: $0.key ?? SubsetKey.drawn()) },
             settings: settings,
@@ -155,5 +160,13 @@ public final class LBPool: Service, Sendable {
     /// loses the oldest.
     public func events() -> AsyncStream<PoolEvent> {
         balancer.events.subscribe()
+    }
+}
+
+extension OutlierEjection.Settings {
+    init(_ detection: LBPool.Configuration.OutlierDetection) {
+        self.init(
+            consecutiveFailures: detection.consecutiveFailures, baseEjectionTime: detection.baseEjectionTime,
+            maxEjectionTime: detection.maxEjectionTime, minAvailableShare: detection.minAvailableShare)
     }
 }

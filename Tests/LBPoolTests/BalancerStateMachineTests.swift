@@ -206,7 +206,7 @@ import Testing
         settings.baseEjectionTime = .seconds(base)
         settings.maxEjectionTime = .seconds(max)
         settings.minAvailableShare = share
-        return OutlierEjection(settings: settings)
+        return OutlierEjection(settings: .init(settings))
     }
 
     @Test func ejectionProbeAndRecovery() {

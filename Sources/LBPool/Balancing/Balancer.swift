@@ -42,7 +42,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         var pendingEvents: [PoolEvent] = []
         var subconnections: [SubconnectionID: Subconnection] = [:]
         var ejection: OutlierEjection?
-        var healthCounters: [ResolvedAddress: EndpointHealthCounter] = [:]
+        var healthCounters: [ResolvedAddress: OutcomeCounter] = [:]
         var activeHealth: ActiveHealth?
         /// Per address, what its GOAWAYs say of the server's streams per connection.
         var streamCaps: [ResolvedAddress: StreamCapEstimate] = [:]
@@ -65,10 +65,14 @@ final class Balancer: SubconnectionDelegate, Sendable {
         }
     }
 
-    /// Active health checks: the settings and the probe request's head.
+    /// Active health checks (from ``LBPool/Configuration/HealthCheck``): the probe request's
+    /// head, how often and how long it may take, and the thresholds of ``ActiveHealth``.
     struct HealthProbe: Sendable {
-        var settings: LBPool.Configuration.HealthCheck
         var head: RequestHead
+        var interval: Duration
+        var timeout: Duration
+        var healthyThreshold: Int
+        var unhealthyThreshold: Int
     }
 
     private let state: Mutex<State>
@@ -83,10 +87,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
     let events = EventBroadcaster()
     let metrics: PoolMetrics
 
-    let outlierDetection: LBPool.Configuration.OutlierDetection?
+    let outlierDetection: OutlierEjection.Settings?
     private let healthProbe: HealthProbe?
 
-    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: LBPool.Configuration.OutlierDetection?,
+    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: OutlierEjection.Settings?,
          healthProbe: HealthProbe?, subset: RendezvousSubset? = nil, settings: ConnectionSettings, backoff: ReconnectBackoff,
          metrics: PoolMetrics, logger: Logger) {
         self.metrics = metrics
@@ -97,7 +101,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
             subset: subset.map { SubsetState(rendezvous: $0) },
             ejection: outlierDetection.map(OutlierEjection.init(settings:)),
             activeHealth: healthProbe.map {
-                ActiveHealth(healthyThreshold: $0.settings.healthyThreshold, unhealthyThreshold: $0.settings.unhealthyThreshold)
+                ActiveHealth(healthyThreshold: $0.healthyThreshold, unhealthyThreshold: $0.unhealthyThreshold)
             }
         ))
         self.rotation = rotation
@@ -172,13 +176,13 @@ final class Balancer: SubconnectionDelegate, Sendable {
 
     // MARK: - Passive health
 
-    private func healthCounter(_ address: ResolvedAddress) -> EndpointHealthCounter? {
+    private func healthCounter(_ address: ResolvedAddress) -> OutcomeCounter? {
         state.withLock { $0.healthCounters[address] }
     }
 
     /// Records one request outcome at `address`. Lock-free unless the failures reach the
     /// threshold or the address is on probation.
-    func recordOutcome(_ address: ResolvedAddress, counter: EndpointHealthCounter, success: Bool) {
+    func recordOutcome(_ address: ResolvedAddress, counter: OutcomeCounter, success: Bool) {
         guard let outlierDetection else { return }
         if success {
             if counter.consecutiveFailures.load(ordering: .relaxed) != 0 {
@@ -312,7 +316,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
 
     /// Probes `subconnection` every interval until it starts to go away.
     private func probeUntilClosed(_ subconnection: Subconnection, _ probe: HealthProbe) async {
-        let interval = probe.settings.interval
+        let interval = probe.interval
         while !Task.isCancelled, subconnection.shared.closing.reason == nil {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled, subconnection.shared.closing.reason == nil else { return }
@@ -321,7 +325,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
             let healthy: Bool
             do {
                 healthy = try await subconnection.execute(
-                    head: probe.head, body: nil, deadline: .now() + TimeAmount(probe.settings.timeout)
+                    head: probe.head, body: nil, deadline: .now() + TimeAmount(probe.timeout)
                 ) { response, _ in
                     (200...399).contains(response.status.code)
                 }
@@ -422,7 +426,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
                         work.append(.rotate(address, id, after: rotation.jittered(random: .random(in: -1...1))))
                     }
                 case .addressAdded(let address):
-                    if state.ejection != nil { state.healthCounters[address] = EndpointHealthCounter() }
+                    if state.ejection != nil { state.healthCounters[address] = OutcomeCounter() }
                     let kind: PoolEvent.Kind = state.subset.map { subset in
                         .joinedSubset(rank: (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
                     } ?? .addressAdded

@@ -29,10 +29,18 @@ struct OutlierEjection: Sendable {
         case recovered(ResolvedAddress)
     }
 
-    let settings: LBPool.Configuration.OutlierDetection
+    /// What ejects an address and for how long (from ``LBPool/Configuration/OutlierDetection``).
+    struct Settings: Sendable, Hashable {
+        var consecutiveFailures: Int
+        var baseEjectionTime: Duration
+        var maxEjectionTime: Duration
+        var minAvailableShare: Double
+    }
+
+    let settings: Settings
     private(set) var entries: [ResolvedAddress: Entry] = [:]
 
-    init(settings: LBPool.Configuration.OutlierDetection) {
+    init(settings: Settings) {
         self.settings = settings
     }
 
@@ -79,12 +87,4 @@ struct OutlierEjection: Sendable {
     mutating func removed(_ address: ResolvedAddress) {
         entries[address] = nil
     }
-}
-
-/// The lock-free part of passive health, shared by an address's subconnections: requests count
-/// consecutive failures here and call the balancer only when the count reaches the threshold or
-/// the address is on probation.
-final class EndpointHealthCounter: Sendable {
-    let consecutiveFailures = Atomic<Int>(0)
-    let onProbation = Atomic<Bool>(false)
 }

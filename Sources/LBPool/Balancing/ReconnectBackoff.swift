@@ -35,10 +35,3 @@ public struct ReconnectBackoff: Sendable, Hashable {
         }
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) / 1e18
-    }
-}

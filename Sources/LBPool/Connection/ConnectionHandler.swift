@@ -107,7 +107,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let requiresALPN: Bool
     private let readyTimeoutAmount: TimeAmount
     private let drainTimeout: TimeAmount
-    private let keepalive: LBPool.Configuration.Keepalive?
+    private let keepalive: KeepaliveSettings?
     private let logger: Logger
 
     init(
@@ -118,7 +118,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         requiresALPN: Bool,
         readyTimeout: Duration,
         drainTimeout: Duration,
-        keepalive: LBPool.Configuration.Keepalive?,
+        keepalive: KeepaliveSettings?,
         streamWindow: Int,
         connectionWindowTarget: Int,
         limits: HTTP2ClientLimits = HTTP2ClientLimits(),
@@ -527,7 +527,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Keepalive
 
-    private func startKeepalive(_ keepalive: LBPool.Configuration.Keepalive) {
+    private func startKeepalive(_ keepalive: KeepaliveSettings) {
         guard let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         keepaliveTimer = context.eventLoop.scheduleRepeatedTask(
@@ -599,16 +599,4 @@ final class ConnectionHandler: ChannelDuplexHandler {
                      metadata: ["address": "\(address)", "subconnection": "\(id)", "open_streams": "\(machine.openStreams)"])
         perform(machine.abort(.connectionError("drain deadline reached")))
     }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
-extension UInt64 {
-    /// The value as an `Int64`, at most `Int64.max`.
-    var clampedToInt64: Int64 { Int64(clamping: self) }
 }

@@ -132,7 +132,7 @@ final class ResponseStream: Sendable {
             }
             var bodyWaiter: UnsafeContinuation<ByteBuffer?, any Error>?
             if state.end == nil {
-                state.end = .failure(LBPoolError(.connectionFailed, "stream closed before the response body ended", underlying: error))
+                state.end = .failure(ResponseBodyCutOff(underlying: error))
                 bodyWaiter = state.bodyWaiter
                 state.bodyWaiter = nil
             }
@@ -140,7 +140,7 @@ final class ResponseStream: Sendable {
         }
         if let headWaiter, let failure { headWaiter.resume(throwing: failure) }
         if let bodyWaiter {
-            bodyWaiter.resume(throwing: LBPoolError(.connectionFailed, "stream closed before the response body ended", underlying: error))
+            bodyWaiter.resume(throwing: ResponseBodyCutOff(underlying: error))
         }
     }
 
@@ -180,7 +180,7 @@ final class ResponseStream: Sendable {
                         state.head = .taken
                         return .success(head)
                     case .taken:
-                        return .failure(LBPoolError(.invalidRequest, "the response head was already taken"))
+                        return .failure(ResponseHeadTaken())
                     case .failed(let failure):
                         return .failure(failure)
                     }
@@ -287,4 +287,15 @@ struct ChunkQueue {
         first = rest?.popFirst()
         return chunk
     }
+}
+
+/// The stream closed before the response body ended; `underlying` says why.
+struct ResponseBodyCutOff: Error, CustomStringConvertible {
+    var underlying: any Error
+    var description: String { "stream closed before the response body ended (\(underlying))" }
+}
+
+/// ``ResponseStream/head()`` was called again after the head was handed over.
+struct ResponseHeadTaken: Error, CustomStringConvertible {
+    var description: String { "the response head was already taken" }
 }

@@ -12,6 +12,9 @@ struct AttemptFailure: Error {
         case mayHaveBeenProcessed
         /// The request's deadline passed.
         case deadlineExceeded
+        /// The request cannot be sent as it is (its head is larger than the server accepts):
+        /// nothing went out, and another attempt would fail alike.
+        case notSendable
     }
 
     var kind: Kind
@@ -24,14 +27,14 @@ struct AttemptFailure: Error {
 }
 
 extension Subconnection {
-    /// Sends `head` and `body` on a new stream and hands the response to `handle`. Failures
-    /// before the response head throw ``AttemptFailure``; anything later (including what
-    /// `handle` throws) is rethrown as it is.
+    /// Sends `head` and `body` on a new stream and hands the response head and the stream its
+    /// body arrives on to `handle`. Failures before the response head throw
+    /// ``AttemptFailure``; anything later (including what `handle` throws) is rethrown as it is.
     func execute<Result>(
         head: RequestHead,
-        body: RequestBody?,
+        body: OutboundBody?,
         deadline: NIODeadline,
-        _ handle: (HTTPResponse, ResponseBody) async throws -> Result
+        _ handle: (HTTPResponse, ResponseStream) async throws -> Result
     ) async throws -> Result {
         // Picked just before it started draining: a new stream would only prolong the drain.
         guard shared.isAvailable.load(ordering: .acquiring), let connected else {
@@ -40,7 +43,7 @@ extension Subconnection {
         }
         let response = ResponseStream()
         let handler = connected.handler
-        let storage = body?.storage
+        let storage = body
         var control: StreamControl?
         if case .stream = storage {
             // A streamed body is written by this task once the stream is open.
@@ -78,7 +81,7 @@ extension Subconnection {
 
         let responseHead = try await self.head(of: response, deadline: deadline, bodyWriteError: bodyWriteError)
         defer { response.closeIfOpen() }
-        return try await handle(responseHead, ResponseBody(response))
+        return try await handle(responseHead, response)
     }
 
     /// Opens a stream whose request body and trailers the caller writes through the returned
@@ -96,8 +99,8 @@ extension Subconnection {
         }.get()
         if shared.streamStarted() { drain(.streamLimitReached(shared.streamCap)) }
         guard let control else {
-            let failure = response.headFailure
-            throw AttemptFailure(kind: .unprocessed, underlying: failure?.underlying ?? ConnectionClosedError("the stream did not open"), address: address)
+            let underlying = response.headFailure?.underlying ?? ConnectionClosedError("the stream did not open")
+            throw AttemptFailure(kind: underlying is HTTP2RequestHeadTooLarge ? .notSendable : .unprocessed, underlying: underlying, address: address)
         }
         return (response, control)
     }
@@ -109,8 +112,8 @@ extension Subconnection {
             return try await response.head()
         } catch let failure as ResponseStream.HeadFailure {
             if failure.underlying is CancellationError { throw CancellationError() }
-            if let tooLarge = failure.underlying as? HTTP2RequestHeadTooLarge {
-                throw LBPoolError(.invalidRequest, "\(tooLarge)", address: address)
+            if failure.underlying is HTTP2RequestHeadTooLarge {
+                throw AttemptFailure(kind: .notSendable, underlying: failure.underlying, address: address)
             }
             let error = bodyWriteError ?? failure.underlying
             if !failure.headSent, NIODeadline.now() < deadline {

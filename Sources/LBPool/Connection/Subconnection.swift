@@ -14,9 +14,17 @@ struct ConnectionSettings: Sendable {
     var connectTimeout: Duration
     /// A draining connection is closed at this deadline even with streams open.
     var drainTimeout: Duration
-    var keepalive: LBPool.Configuration.Keepalive?
+    var keepalive: KeepaliveSettings?
     var limits = HTTP2ClientLimits()
     var logger: Logger
+}
+
+/// HTTP/2 PING keepalive of a connection (from ``LBPool/Configuration/Keepalive``).
+struct KeepaliveSettings: Sendable, Hashable {
+    var interval: Duration
+    var timeout: Duration
+    /// Also PING a connection with no open stream.
+    var permitWithoutStreams: Bool
 }
 
 /// The parts of a subconnection read off the event loop, each safe on its own.
@@ -98,11 +106,11 @@ final class Subconnection: Sendable {
     private let phase = Mutex<Phase>(.idle)
 
     /// The passive-health counter of the address, when outlier detection is on.
-    let health: EndpointHealthCounter?
+    let health: OutcomeCounter?
 
     /// - Parameter streamCap: Streams to open on this connection at most, when its server's
     ///   per-connection cap is known.
-    init(id: SubconnectionID, address: ResolvedAddress, health: EndpointHealthCounter? = nil, streamCap: Int? = nil) {
+    init(id: SubconnectionID, address: ResolvedAddress, health: OutcomeCounter? = nil, streamCap: Int? = nil) {
         self.id = id
         self.address = address
         self.health = health

@@ -107,6 +107,9 @@ public final class DuplexStream: Sendable {
             } catch let failure as AttemptFailure {
                 if failure.kind == .unprocessed, try await reopenIfUnwritten(attempt) { continue }
                 throw failure.poolError(reopened: state.withLock { $0.reopened })
+            } catch is ResponseHeadTaken {
+                throw LBPoolError(.invalidRequest, "the response head was already taken: call response() once",
+                                  address: attempt.subconnection.address)
             }
         }
     }
@@ -162,6 +165,8 @@ extension AttemptFailure {
         case .mayHaveBeenProcessed:
             let reason = closeReason.map { " (connection: \($0))" } ?? ""
             return LBPoolError(.requestFailed, "request failed after it was sent" + reason, address: address, underlying: underlying)
+        case .notSendable:
+            return LBPoolError(.invalidRequest, "\(underlying)", address: address)
         }
     }
 }

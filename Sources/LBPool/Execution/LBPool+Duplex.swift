@@ -72,7 +72,9 @@ extension LBPool {
             } catch let failure as AttemptFailure {
                 release(subconnection)
                 tries += 1
-                guard tries <= configuration.maxTransparentRetries else { throw failure.poolError(reopened: tries - 1) }
+                guard failure.kind != .notSendable, tries <= configuration.maxTransparentRetries else {
+                    throw failure.poolError(reopened: tries - 1)
+                }
                 avoid = subconnection.address
             }
         }

@@ -160,7 +160,7 @@ extension LBPool {
             var failure: LBPoolError
             do {
                 var statusDecision: RetryDecision?
-                let result: Result? = try await subconnection.execute(head: head, body: body, deadline: nioDeadline) { response, responseBody in
+                let result: Result? = try await subconnection.execute(head: head, body: body?.storage, deadline: nioDeadline) { response, stream in
                     var stop: RetryStop?
                     let failedStatus = configuration.outlierDetection?.failureStatuses.contains(response.status.code) ?? false
                     recordOutcome(subconnection, success: !failedStatus)
@@ -180,7 +180,7 @@ extension LBPool {
                     retryBudget.record(success: stop == nil)
                     do {
                         return try await handle(StreamingResponse(
-                            head: response, body: responseBody, servedBy: subconnection.address,
+                            head: response, body: ResponseBody(stream), servedBy: subconnection.address,
                             connectionClosing: subconnection.shared.closing,
                             attempts: retries.attempts, retryStop: stop))
                     } catch var error as LBPoolError {
@@ -210,6 +210,8 @@ extension LBPool {
                     recordOutcome(subconnection, success: false)
                     throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
                                       address: attempt.address, underlying: attempt.underlying)
+                case .notSendable:
+                    throw LBPoolError(.invalidRequest, "\(attempt.underlying)", address: attempt.address)
                 case .mayHaveBeenProcessed:
                     outcome = .failedAfterSending
                     var reason = attempt.closeReason.map { " (connection: \($0))" } ?? ""
@@ -352,5 +354,14 @@ extension LBPool {
     /// A byte that may not appear in a `:path` or `:authority`: space, controls, DEL.
     static func isSpaceOrControl(_ byte: UInt8) -> Bool {
         byte <= 0x20 || byte == 0x7F
+    }
+}
+
+extension PoolMetrics {
+    /// Counts a failed request: for the address its ``LBPoolError`` names (the last attempt's),
+    /// or `lastAttempt`; an error the caller's own handler threw counts for no address.
+    func requestFailed(_ error: any Error, lastAttempt: ResolvedAddress? = nil) {
+        let poolError = error as? LBPoolError
+        requestFailed(at: poolError.flatMap { $0.address ?? lastAttempt }, code: poolError?.code.description ?? "")
     }
 }

@@ -57,15 +57,15 @@ final class PoolMetrics: Sendable {
         pendingRequests = Meter(label: "lbpool_pending_requests", factory: factory)
     }
 
-    /// A request failed. An ``LBPoolError`` that names an address (the one that served the last
-    /// attempt) is also counted for that address and its code; a failure before any address was
-    /// chosen, or an error the caller's own handler threw, only in `lbpool_requests_total`.
-    func requestFailed(_ error: any Error, lastAttempt: ResolvedAddress? = nil) {
+    /// A request failed; with the address of its last attempt and the error's code, it is also
+    /// counted for that address (a failure before any address was chosen, or an error of the
+    /// caller's own handler, has none).
+    func requestFailed(at address: ResolvedAddress?, code: String) {
         failed.increment()
-        guard let error = error as? LBPoolError, let address = error.address ?? lastAttempt else { return }
+        guard let address else { return }
         Counter(
             label: "lbpool_request_failures_total",
-            dimensions: [("address", address.description), ("code", error.code.description)],
+            dimensions: [("address", address.description), ("code", code)],
             factory: factory
         ).increment()
     }

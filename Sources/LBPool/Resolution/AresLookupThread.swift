@@ -304,11 +304,3 @@ extension AresAnswerParser {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}

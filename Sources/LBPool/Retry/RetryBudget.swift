@@ -63,7 +63,7 @@ public final class WindowedRetryBudget: RetryBudget {
         self.window = window
         self.bucketCount = max(1, Int(window.seconds.rounded()))
         self.bucketLength = window / bucketCount
-        self.bucketNanoseconds = max(1, Self.nanoseconds(bucketLength))
+        self.bucketNanoseconds = max(1, bucketLength.nanoseconds)
         self.now = now
         self.start = now()
         self.deposits = (0..<bucketCount).map { _ in Bucket() }
@@ -71,13 +71,8 @@ public final class WindowedRetryBudget: RetryBudget {
     }
 
     private func epoch(at instant: ContinuousClock.Instant) -> Int {
-        let elapsed = Self.nanoseconds(instant - start)
+        let elapsed = (instant - start).nanoseconds
         return Int(elapsed >= 0 ? elapsed / bucketNanoseconds : (elapsed - bucketNanoseconds + 1) / bucketNanoseconds)
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
     }
 
     public func deposit() {

@@ -19,7 +19,7 @@ public struct ResponseBody: AsyncSequence {
         fileprivate let reader: ResponseStream
 
         public mutating func next() async throws -> ByteBuffer? {
-            try await reader.next()
+            try await ResponseBody.next(of: reader)
         }
     }
 
@@ -37,7 +37,7 @@ public struct ResponseBody: AsyncSequence {
     /// `.responseTooLarge` if it is larger than `maxBytes`.
     public func collect(upTo maxBytes: Int) async throws -> ByteBuffer {
         // A body that arrives in one chunk (most do) is returned as it is, without a copy.
-        guard var collected = try await reader.next() else { return ByteBuffer() }
+        guard var collected = try await Self.next(of: reader) else { return ByteBuffer() }
         guard collected.readableBytes <= maxBytes else {
             throw LBPoolError(.responseTooLarge, "response body larger than \(maxBytes) bytes")
         }
@@ -47,12 +47,21 @@ public struct ResponseBody: AsyncSequence {
             whole.writeBuffer(&collected)
             collected = whole
         }
-        while var chunk = try await reader.next() {
+        while var chunk = try await Self.next(of: reader) {
             guard collected.readableBytes + chunk.readableBytes <= maxBytes else {
                 throw LBPoolError(.responseTooLarge, "response body larger than \(maxBytes) bytes")
             }
             collected.writeBuffer(&chunk)
         }
         return collected
+    }
+
+    /// The stream's next chunk; a body the connection cut off is the caller's ``LBPoolError``.
+    fileprivate static func next(of reader: ResponseStream) async throws -> ByteBuffer? {
+        do {
+            return try await reader.next()
+        } catch let cut as ResponseBodyCutOff {
+            throw LBPoolError(.connectionFailed, "stream closed before the response body ended", underlying: cut.underlying)
+        }
     }
 }
