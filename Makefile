@@ -11,7 +11,7 @@ APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client
   $(INTEROP_APT_PACKAGES)
 SWIFT ?= swift
 
-.PHONY: all build deps test unit integration demo docs bench clean fuzz fuzz-build fuzz-merge fuzz-seeds
+.PHONY: all build deps test unit integration demo docs bench clean fuzz fuzz-build fuzz-merge fuzz-seeds format format-check lint
 
 all: build
 
@@ -43,10 +43,22 @@ deps:
 build: deps
 	$(SWIFT) build
 
-test: deps
-	python3 scripts/check-layers.py
+test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+
+# The checks that need no build: layers depend one way (scripts/check-layers.py), and the code is
+# formatted as .swift-format says (swift-format comes with the Swift toolchain, 6.0 and later).
+FORMAT_PATHS := Sources Tests Examples Fuzz Package.swift
+lint: format-check
+	python3 scripts/check-layers.py
+
+format:
+	$(SWIFT) format format --configuration .swift-format -i -r $(FORMAT_PATHS)
+
+format-check:
+	@$(SWIFT) format --version >/dev/null 2>&1 || { echo "swift format is missing: use a Swift 6 toolchain, which includes swift-format"; exit 1; }
+	@$(SWIFT) format lint --strict --configuration .swift-format -r $(FORMAT_PATHS) || { echo "not formatted: run make format"; exit 1; }
 
 unit: deps
 	$(SWIFT) test --filter LBPoolTests

@@ -104,10 +104,11 @@ let package = Package(
 // plain `swift build` must not see them.
 if Context.environment["LBPOOL_FUZZ"] != nil {
     for name in ["FrameParserFuzzer", "HPACKDecoderFuzzer", "ConnectionFuzzer", "FuzzSeedWriter"] {
-        package.targets.append(.executableTarget(
-            name: name,
-            dependencies: ["LBPoolFuzzEntries"],
-            path: "Fuzz/Targets/\(name)"
-        ))
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: ["LBPoolFuzzEntries"],
+                path: "Fuzz/Targets/\(name)"
+            ))
     }
 }

@@ -63,14 +63,15 @@ struct RoundRobinClient {
         // SIGTERM or SIGINT: stop issuing requests, let those in flight finish, drain the pool,
         // print the summary. The load stops first (services stop in reverse order).
         let load = LoadRun(pool: pool, options: options)
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: pool),
-                .init(service: load, successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: pool),
+                    .init(service: load, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
         do {
             try await group.run()
         } catch {

@@ -68,8 +68,9 @@ struct Stats: Sendable {
         }
         lines.append(pad("total", 40) + leftPad("\(succeeded)", 12) + leftPad("\(failed)", 11))
         let total = succeeded + failed
-        lines.append("elapsed \(format(elapsedSeconds)) s, \(format(elapsedSeconds > 0 ? Double(total) / elapsedSeconds : 0)) requests/s, "
-                     + "p50 \(format(latency.p50)) ms, p99 \(format(latency.p99)) ms")
+        lines.append(
+            "elapsed \(format(elapsedSeconds)) s, \(format(elapsedSeconds > 0 ? Double(total) / elapsedSeconds : 0)) requests/s, "
+                + "p50 \(format(latency.p50)) ms, p99 \(format(latency.p99)) ms")
         for (error, count) in errors.sorted(by: { $0.value > $1.value }) {
             lines.append("error ×\(count): \(error)")
         }

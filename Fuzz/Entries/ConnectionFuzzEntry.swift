@@ -221,8 +221,9 @@ enum ConnectionFuzzEntry {
                 let deadline: NIODeadline = options.deadlinesPassed ? .uptimeNanoseconds(0) : .now() + .hours(1)
                 let fields = options.fields(request: responses.count)
                 responses.append(response)
-                guard let id = ConnectionFuzzEntry.openRequest(
-                    on: handler, response, head: options.headRequests, path: path, fields: fields, body: body, deadline: deadline)
+                guard
+                    let id = ConnectionFuzzEntry.openRequest(
+                        on: handler, response, head: options.headRequests, path: path, fields: fields, body: body, deadline: deadline)
                 else {
                     throw FuzzFinding("a connection that accepts streams refused one")
                 }

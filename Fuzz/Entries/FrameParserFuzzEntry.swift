@@ -74,7 +74,7 @@ enum FrameParserFuzzEntry {
         switch frame {
         case .data(let stream, let data, let endStream, let flowControlledLength):
             guard stream != 0, stream <= 0x7FFF_FFFF, data.readableBytes <= flowControlledLength,
-                  flowControlledLength <= HTTP2FrameParser.maxFrameSize
+                flowControlledLength <= HTTP2FrameParser.maxFrameSize
             else { throw FuzzFinding("DATA out of bounds: stream \(stream), \(data.readableBytes) of \(flowControlledLength) bytes") }
             return Frame(kind: "DATA", stream: stream, numbers: [endStream ? 1 : 0, UInt64(flowControlledLength)], payload: data)
         case .headers(let stream, let block, let endStream):

@@ -69,13 +69,16 @@ public enum FuzzSeeds {
         return frame(HTTP2FrameType.data, flags: flags, stream: stream, payload)
     }
 
-    static func headers(_ stream: UInt32, _ block: ByteBuffer, endStream: Bool = false, endHeaders: Bool = true, padding: Int? = nil, priority: Bool = false) -> ByteBuffer {
+    static func headers(_ stream: UInt32, _ block: ByteBuffer, endStream: Bool = false, endHeaders: Bool = true, padding: Int? = nil, priority: Bool = false)
+        -> ByteBuffer
+    {
         var payload = ByteBuffer()
         if let padding { payload.writeInteger(UInt8(padding)) }
         if priority { payload.writeBytes([0x80, 0, 0, 0, 15]) }
         payload.writeImmutableBuffer(block)
         if let padding { payload.writeRepeatingByte(0, count: padding) }
-        let flags = (endStream ? HTTP2FrameType.endStream : 0) | (endHeaders ? HTTP2FrameType.endHeaders : 0)
+        let flags =
+            (endStream ? HTTP2FrameType.endStream : 0) | (endHeaders ? HTTP2FrameType.endHeaders : 0)
             | (padding != nil ? HTTP2FrameType.padded : 0) | (priority ? HTTP2FrameType.priorityFlag : 0)
         return frame(HTTP2FrameType.headers, flags: flags, stream: stream, payload)
     }
@@ -102,10 +105,13 @@ public enum FuzzSeeds {
             ("rst-stream", frame(HTTP2FrameType.rstStream, stream: 1, u32(HTTP2Code.cancel.rawValue))),
             ("headers", headers(1, block, endStream: true)),
             ("headers-padded-priority", headers(3, block, padding: 4, priority: true)),
-            ("headers-continuation", join(
-                headers(1, block.getSlice(at: 0, length: 3)!, endHeaders: false),
-                frame(HTTP2FrameType.continuation, stream: 1, block.getSlice(at: 3, length: 4)!),
-                frame(HTTP2FrameType.continuation, flags: HTTP2FrameType.endHeaders, stream: 1, block.getSlice(at: 7, length: block.readableBytes - 7)!))),
+            (
+                "headers-continuation",
+                join(
+                    headers(1, block.getSlice(at: 0, length: 3)!, endHeaders: false),
+                    frame(HTTP2FrameType.continuation, stream: 1, block.getSlice(at: 3, length: 4)!),
+                    frame(HTTP2FrameType.continuation, flags: HTTP2FrameType.endHeaders, stream: 1, block.getSlice(at: 7, length: block.readableBytes - 7)!))
+            ),
             ("data-padded", data(1, "hello", endStream: true, padding: 6)),
             ("data-empty-end", data(5, "", endStream: true)),
             ("priority", frame(HTTP2FrameType.priority, stream: 3, bytes([0, 0, 0, 1, 16]))),
@@ -116,7 +122,10 @@ public enum FuzzSeeds {
             ("bad-ping-length", frame(HTTP2FrameType.ping, bytes([1, 2, 3, 4, 5, 6, 7]))),
             ("bad-data-stream-zero", data(0, "x")),
             ("bad-padding-too-long", frame(HTTP2FrameType.data, flags: HTTP2FrameType.padded, stream: 1, bytes([9, 0x61, 0x62]))),
-            ("bad-headers-priority-short", frame(HTTP2FrameType.headers, flags: HTTP2FrameType.priorityFlag | HTTP2FrameType.endHeaders, stream: 1, bytes([0, 0, 1]))),
+            (
+                "bad-headers-priority-short",
+                frame(HTTP2FrameType.headers, flags: HTTP2FrameType.priorityFlag | HTTP2FrameType.endHeaders, stream: 1, bytes([0, 0, 1]))
+            ),
             ("bad-continuation-alone", frame(HTTP2FrameType.continuation, flags: HTTP2FrameType.endHeaders, stream: 1, bytes([0x88]))),
             ("bad-continuation-other-stream", join(headers(1, bytes([0x88]), endHeaders: false), frame(HTTP2FrameType.continuation, stream: 3, bytes([0x88])))),
             ("bad-interleaved-ping-in-block", join(headers(1, bytes([0x88]), endHeaders: false), ping(1))),
@@ -131,8 +140,9 @@ public enum FuzzSeeds {
         for (name, frames) in cases {
             seeds.append((name, join(bytes([0]), frames)))
         }
-        let mix = join(settings([(4, 100)]), headers(1, block), data(1, "abc", padding: 2), ping(3), windowUpdate(1, 10),
-                       data(1, "def", endStream: true), goAway(last: 1, code: .noError))
+        let mix = join(
+            settings([(4, 100)]), headers(1, block), data(1, "abc", padding: 2), ping(3), windowUpdate(1, 10),
+            data(1, "def", endStream: true), goAway(last: 1, code: .noError))
         seeds.append(("mix-whole", join(bytes([0]), mix)))
         seeds.append(("mix-bytewise", join(bytes([1]), mix)))
         seeds.append(("mix-pieces-13", join(bytes([13]), mix)))
@@ -187,11 +197,12 @@ public enum FuzzSeeds {
     static func responses(huffman: Bool, rounds: Int, indexing: NIOHPACK.HPACKIndexing = .indexable) -> [ByteBuffer] {
         var encoder = ResponseEncoder(huffman: huffman)
         return (0..<rounds).map { round in
-            encoder.block([
-                (":status", ["200", "404", "302"][round % 3]), ("server", "nginx/1.27"),
-                ("date", "Mon, 21 Oct 2013 20:13:\(10 + round) GMT"), ("content-type", "application/json"),
-                ("x-trace", String(repeating: "t", count: 10 * round)), ("set-cookie", "id=\(round); path=/; HttpOnly"),
-            ], indexing: indexing)
+            encoder.block(
+                [
+                    (":status", ["200", "404", "302"][round % 3]), ("server", "nginx/1.27"),
+                    ("date", "Mon, 21 Oct 2013 20:13:\(10 + round) GMT"), ("content-type", "application/json"),
+                    ("x-trace", String(repeating: "t", count: 10 * round)), ("set-cookie", "id=\(round); path=/; HttpOnly"),
+                ], indexing: indexing)
         }
     }
 
@@ -280,8 +291,9 @@ public enum FuzzSeeds {
     static func connectionSeeds() -> [(String, ByteBuffer)] {
         // Each connection's blocks come from an encoder of its own, in the order they are sent.
         let ok = block([(":status", "200"), ("server", "nginx"), ("content-type", "text/plain")])
-        let okTwice = sequence([(":status", "200"), ("server", "nginx"), ("content-type", "text/plain")],
-                               [(":status", "200"), ("server", "nginx"), ("content-type", "text/plain")])
+        let okTwice = sequence(
+            [(":status", "200"), ("server", "nginx"), ("content-type", "text/plain")],
+            [(":status", "200"), ("server", "nginx"), ("content-type", "text/plain")])
         let okLength5 = block([(":status", "200"), ("content-length", "5")])
         let informationalThenFinal = sequence([(":status", "103"), ("link", "</style.css>; rel=preload")], [(":status", "204")])
         let okThenTrailers = sequence([(":status", "200"), ("server", "nginx")], [("grpc-status", "0")])
@@ -301,31 +313,57 @@ public enum FuzzSeeds {
             ("one-request-body", connection(0x03, 0, headers(1, okLength5), data(1, "hello", endStream: true))),
             ("one-request-split", connection(0x03, 3, headers(1, okLength5), data(1, "he"), data(1, "llo", endStream: true))),
             ("one-request-padded", connection(0x03, 0, headers(1, ok, padding: 3), data(1, "abc", padding: 200), data(1, "", endStream: true, padding: 1))),
-            ("two-requests-interleaved", connection(0x05, 0, headers(3, okTwice[0]), headers(1, okTwice[1]), data(3, "three"), data(1, "one", endStream: true), data(3, "", endStream: true))),
-            ("three-requests-one-per-read", connection(0x07, 0x27, headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true), headers(5, okTwice[1], endStream: true))),
-            ("continuation", connection(0x03, 0, headers(1, ok.getSlice(at: 0, length: 2)!, endHeaders: false),
-                                        frame(HTTP2FrameType.continuation, flags: HTTP2FrameType.endHeaders, stream: 1, ok.getSlice(at: 2, length: ok.readableBytes - 2)!),
-                                        data(1, "", endStream: true))),
+            (
+                "two-requests-interleaved",
+                connection(
+                    0x05, 0, headers(3, okTwice[0]), headers(1, okTwice[1]), data(3, "three"), data(1, "one", endStream: true), data(3, "", endStream: true))
+            ),
+            (
+                "three-requests-one-per-read",
+                connection(
+                    0x07, 0x27, headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true), headers(5, okTwice[1], endStream: true))
+            ),
+            (
+                "continuation",
+                connection(
+                    0x03, 0, headers(1, ok.getSlice(at: 0, length: 2)!, endHeaders: false),
+                    frame(HTTP2FrameType.continuation, flags: HTTP2FrameType.endHeaders, stream: 1, ok.getSlice(at: 2, length: ok.readableBytes - 2)!),
+                    data(1, "", endStream: true))
+            ),
             ("trailers", connection(0x03, 0, headers(1, okThenTrailers[0]), data(1, "body"), headers(1, okThenTrailers[1], endStream: true))),
             ("informational-then-final", connection(0x03, 0, headers(1, informationalThenFinal[0]), headers(1, informationalThenFinal[1], endStream: true))),
             ("head-request-content-length", connection(0x13, 0, headers(1, headLength, endStream: true))),
             ("goaway-refuses-later-streams", connection(0x07, 0, headers(1, ok), goAway(last: 1, code: .noError, debug: "bye"), data(1, "x", endStream: true))),
             ("goaway-raised-is-error", connection(0x01, 0, goAway(last: 1, code: .noError), goAway(last: 3, code: .noError))),
             ("goaway-error-code", connection(0x01, 0, goAway(last: 0, code: HTTP2Code.compressionError, debug: "bad hpack"))),
-            ("rst-stream", connection(0x05, 0, frame(HTTP2FrameType.rstStream, stream: 1, u32(HTTP2Code.refusedStream.rawValue)), headers(3, ok, endStream: true))),
+            (
+                "rst-stream",
+                connection(0x05, 0, frame(HTTP2FrameType.rstStream, stream: 1, u32(HTTP2Code.refusedStream.rawValue)), headers(3, ok, endStream: true))
+            ),
             ("rst-idle-stream", connection(0x01, 0, frame(HTTP2FrameType.rstStream, stream: 9, u32(HTTP2Code.cancel.rawValue)))),
             // Read in pieces of 1...5 bytes: the request opens right after the server's SETTINGS
             // (15 bytes), so that its body starts with a window of 0.
-            ("body-waits-for-window", connection(0x0A, 5, settings([(4, 0)]), windowUpdate(1, 30_000), windowUpdate(0, 100_000),
-                                                  settings([(4, 65_535)]), headers(1, ok, endStream: true))),
+            (
+                "body-waits-for-window",
+                connection(
+                    0x0A, 5, settings([(4, 0)]), windowUpdate(1, 30_000), windowUpdate(0, 100_000),
+                    settings([(4, 65_535)]), headers(1, ok, endStream: true))
+            ),
             ("body-window-overflow", connection(0x0B, 0, windowUpdate(1, 0x7FFF_FFFF))),
             ("connection-window-overflow", connection(0x01, 0, windowUpdate(0, 0x7FFF_FFFF))),
             ("initial-window-too-large", connection(0x01, 0, settings([(4, 0x8000_0000)]))),
             ("max-frame-size-invalid", connection(0x01, 0, settings([(5, 100)]))),
             ("max-frame-size-large-body", connection(0x0B, 0, settings([(5, 65_536)]), windowUpdate(0, 1 << 20), windowUpdate(1, 1 << 20))),
-            ("header-table-size-changes", connection(0x07, 0x25, settings([(1, 0)]), headers(1, okTwice[0], endStream: true),
-                                                      settings([(1, 100)]), settings([(1, 4096)]), headers(3, okTwice[1], endStream: true))),
-            ("stream-window-exceeded", connection(0x03, 0, headers(1, ok), data(1, String(repeating: "z", count: 4000)), data(1, String(repeating: "z", count: 200)))),
+            (
+                "header-table-size-changes",
+                connection(
+                    0x07, 0x25, settings([(1, 0)]), headers(1, okTwice[0], endStream: true),
+                    settings([(1, 100)]), settings([(1, 4096)]), headers(3, okTwice[1], endStream: true))
+            ),
+            (
+                "stream-window-exceeded",
+                connection(0x03, 0, headers(1, ok), data(1, String(repeating: "z", count: 4000)), data(1, String(repeating: "z", count: 200)))
+            ),
             ("data-before-headers", connection(0x03, 0, data(1, "early"))),
             ("data-after-end", connection(0x03, 0, headers(1, ok, endStream: true), data(1, "late"))),
             ("data-idle-stream", connection(0x01, 0, data(7, "who"))),
@@ -346,11 +384,24 @@ public enum FuzzSeeds {
             ("drain-after-first-read", connection(0x03, 0x80, headers(1, ok), data(1, "", endStream: true))),
             ("drain-with-body-pending", connection(0x8B, 0x81, settings([(4, 10)]), headers(1, ok, endStream: true))),
             ("fields-user-agent-accept", connection(0x05, 0, 0x01, [headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])),
-            ("fields-never-indexed-same-path", connection(0x07, 0x25, 0x12, [headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])),
-            ("fields-large-cookie-small-table", connection(0x05, 0x25, 0x03, [settings([(1, 256)]), headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])),
+            (
+                "fields-never-indexed-same-path",
+                connection(0x07, 0x25, 0x12, [headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])
+            ),
+            (
+                "fields-large-cookie-small-table",
+                connection(0x05, 0x25, 0x03, [settings([(1, 256)]), headers(1, okTwice[0], endStream: true), headers(3, okTwice[1], endStream: true)])
+            ),
             ("field-needs-continuation", connection(0x03, 0, 0x04, [headers(1, ok, endStream: true)])),
-            ("reader-opens-window", connection(0x03, 0x1F, 0x08, [headers(1, ok), data(1, String(repeating: "r", count: 4000)),
-                                                                  data(1, String(repeating: "s", count: 4000)), data(1, "", endStream: true)])),
+            (
+                "reader-opens-window",
+                connection(
+                    0x03, 0x1F, 0x08,
+                    [
+                        headers(1, ok), data(1, String(repeating: "r", count: 4000)),
+                        data(1, String(repeating: "s", count: 4000)), data(1, "", endStream: true),
+                    ])
+            ),
             ("push-promise", connection(0x03, 0, frame(HTTP2FrameType.pushPromise, flags: HTTP2FrameType.endHeaders, stream: 1, bytes([0, 0, 0, 2, 0x88])))),
         ]
     }

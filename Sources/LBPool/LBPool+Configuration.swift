@@ -228,8 +228,9 @@ extension LBPool {
                 throw .init(setting: "minConnections", value: "\(minConnections)", reason: "must be at most 1024")
             }
             guard maxConnections >= minConnections else {
-                throw .init(setting: "maxConnections", value: "\(maxConnections)",
-                            reason: "must be at least minConnections (\(minConnections))")
+                throw .init(
+                    setting: "maxConnections", value: "\(maxConnections)",
+                    reason: "must be at least minConnections (\(minConnections))")
             }
             try Validate.positive(connectTimeout, "connectTimeout")
             try Validate.positive(requestTimeout, "requestTimeout")
@@ -262,8 +263,9 @@ extension LBPool {
                 }
                 try Validate.positive(outlierDetection.baseEjectionTime, "outlierDetection.baseEjectionTime")
                 guard outlierDetection.maxEjectionTime >= outlierDetection.baseEjectionTime else {
-                    throw .init(setting: "outlierDetection.maxEjectionTime", value: "\(outlierDetection.maxEjectionTime)",
-                                reason: "must not be below outlierDetection.baseEjectionTime")
+                    throw .init(
+                        setting: "outlierDetection.maxEjectionTime", value: "\(outlierDetection.maxEjectionTime)",
+                        reason: "must not be below outlierDetection.baseEjectionTime")
                 }
                 guard (0...1).contains(outlierDetection.minAvailableShare) else {
                     throw .init(setting: "outlierDetection.minAvailableShare", value: "\(outlierDetection.minAvailableShare)", reason: "must be in 0...1")
@@ -276,8 +278,9 @@ extension LBPool {
                 try Validate.positive(healthCheck.interval, "healthCheck.interval")
                 try Validate.positive(healthCheck.timeout, "healthCheck.timeout")
                 guard healthCheck.healthyThreshold >= 1, healthCheck.unhealthyThreshold >= 1 else {
-                    throw .init(setting: "healthCheck.thresholds", value: "\(healthCheck.healthyThreshold)/\(healthCheck.unhealthyThreshold)",
-                                reason: "must be at least 1")
+                    throw .init(
+                        setting: "healthCheck.thresholds", value: "\(healthCheck.healthyThreshold)/\(healthCheck.unhealthyThreshold)",
+                        reason: "must be at least 1")
                 }
             }
             guard http2Limits.maxHeaderListSize >= 1024, http2Limits.maxHeaderListSize <= Int(UInt32.max) else {

@@ -58,7 +58,8 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         if isShuttingDown { lines.append("shutting down") }
         if let resolutionError { lines.append("resolution: \(resolutionError)") }
         if let subset {
-            lines.append("subset of \(subset.size) (key \(subset.key)) of \(subset.resolved) addresses: \(subset.members.map(\.description).joined(separator: ", "))")
+            lines.append(
+                "subset of \(subset.size) (key \(subset.key)) of \(subset.resolved) addresses: \(subset.members.map(\.description).joined(separator: ", "))")
         }
         for address in addresses {
             lines.append("\(address.address) \(address.health.rawValue), checks \(address.checks.rawValue)")

@@ -15,37 +15,39 @@ import Testing
         let (trailers, echoed) = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(timeout: .seconds(5))
             let request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/echo")
-            return try await pool.execute(request, duplex: { stream -> (HTTPFields?, Int) in
-                var response: LBPool.StreamingResponse?
-                var body: ResponseBody.AsyncIterator?
-                var echoed = 0
-                for number in 0..<1000 {
-                    // Message n+1 goes out only after the answer to message n was read.
-                    let message = "message \(number)\n"
-                    try await stream.write(ByteBuffer(string: message))
-                    if response == nil {
-                        let head = try await stream.response()
-                        #expect(head.head.status == .ok)
-                        response = head
-                        body = head.body.makeAsyncIterator()
-                    }
-                    var answer = ""
-                    while answer.utf8.count < message.utf8.count {
-                        guard let chunk = try await body?.next() else {
-                            Issue.record("the body ended at message \(number)")
-                            return (nil, echoed)
+            return try await pool.execute(
+                request,
+                duplex: { stream -> (HTTPFields?, Int) in
+                    var response: LBPool.StreamingResponse?
+                    var body: ResponseBody.AsyncIterator?
+                    var echoed = 0
+                    for number in 0..<1000 {
+                        // Message n+1 goes out only after the answer to message n was read.
+                        let message = "message \(number)\n"
+                        try await stream.write(ByteBuffer(string: message))
+                        if response == nil {
+                            let head = try await stream.response()
+                            #expect(head.head.status == .ok)
+                            response = head
+                            body = head.body.makeAsyncIterator()
                         }
-                        answer += String(buffer: chunk)
+                        var answer = ""
+                        while answer.utf8.count < message.utf8.count {
+                            guard let chunk = try await body?.next() else {
+                                Issue.record("the body ended at message \(number)")
+                                return (nil, echoed)
+                            }
+                            answer += String(buffer: chunk)
+                        }
+                        #expect(answer == message)
+                        echoed += 1
                     }
-                    #expect(answer == message)
-                    echoed += 1
-                }
-                try await stream.finish(trailers: [HTTPField.Name("x-client-done")!: "yes"])
-                while let extra = try await body?.next() {
-                    Issue.record("unexpected bytes after the last answer: \(String(buffer: extra))")
-                }
-                return (response?.body.trailers, echoed)
-            })
+                    try await stream.finish(trailers: [HTTPField.Name("x-client-done")!: "yes"])
+                    while let extra = try await body?.next() {
+                        Issue.record("unexpected bytes after the last answer: \(String(buffer: extra))")
+                    }
+                    return (response?.body.trailers, echoed)
+                })
         }
         #expect(echoed == 1000)
         #expect(trailers?[HTTPField.Name("x-chunks")!] == "1000", "\(String(describing: trailers))")
@@ -64,25 +66,28 @@ import Testing
         let error = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(timeout: .seconds(5))
             let request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/")
-            return try await pool.execute(request, duplex: { stream -> LBPoolError? in
-                // The response, whole, before anything of the body was written.
-                let response = try await stream.response()
-                var body = Data()
-                for try await chunk in response.body { body.append(contentsOf: chunk.readableBytesView) }
-                #expect(String(decoding: body, as: UTF8.self) == "127.0.0.1\n")
-                do {
-                    try await stream.write(ByteBuffer(string: "too late"))
-                    return nil
-                } catch let error as LBPoolError {
-                    return error
-                }
-            })
+            return try await pool.execute(
+                request,
+                duplex: { stream -> LBPoolError? in
+                    // The response, whole, before anything of the body was written.
+                    let response = try await stream.response()
+                    var body = Data()
+                    for try await chunk in response.body { body.append(contentsOf: chunk.readableBytesView) }
+                    #expect(String(decoding: body, as: UTF8.self) == "127.0.0.1\n")
+                    do {
+                        try await stream.write(ByteBuffer(string: "too late"))
+                        return nil
+                    } catch let error as LBPoolError {
+                        return error
+                    }
+                })
         }
         await server.quit()
         #expect(error?.code == .connectionFailed)
         #expect(error?.message.contains("request body not sent") == true, "\(String(describing: error))")
-        #expect(error?.message.contains("the response ended") == true || error?.message.contains("RST_STREAM(NO_ERROR) after its complete response") == true,
-                "the error says the server ended the exchange: \(String(describing: error))")
+        #expect(
+            error?.message.contains("the response ended") == true || error?.message.contains("RST_STREAM(NO_ERROR) after its complete response") == true,
+            "the error says the server ended the exchange: \(String(describing: error))")
     }
 
     /// A scripted server that refuses the first stream it sees (RST_STREAM(REFUSED_STREAM), so
@@ -114,10 +119,12 @@ import Testing
     @Test func aRefusedStreamWithNothingWrittenIsOpenedAgain() async throws {
         let server = try await ScriptedHTTP2Server(script: Self.refuseFirst(afterData: false))
         let body = try await withRunningPool(try pool(server)) { pool in
-            try await pool.execute(HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/"), duplex: { stream in
-                let response = try await stream.response()
-                return try await String(buffer: response.body.collect(upTo: 100))
-            })
+            try await pool.execute(
+                HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/"),
+                duplex: { stream in
+                    let response = try await stream.response()
+                    return try await String(buffer: response.body.collect(upTo: 100))
+                })
         }
         let heads = try await server.connection(1).frames.filter { $0.type == H2.FrameType.headers }
         await server.close()
@@ -128,15 +135,17 @@ import Testing
     @Test func aRefusedStreamWhoseBodyBeganIsNotSentAgain() async throws {
         let server = try await ScriptedHTTP2Server(script: Self.refuseFirst(afterData: true))
         let error = try await withRunningPool(try pool(server)) { pool in
-            try await pool.execute(HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/"), duplex: { stream -> LBPoolError? in
-                try await stream.write(ByteBuffer(string: "gone with the first stream"))
-                do {
-                    _ = try await stream.response()
-                    return nil
-                } catch let error as LBPoolError {
-                    return error
-                }
-            })
+            try await pool.execute(
+                HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/"),
+                duplex: { stream -> LBPoolError? in
+                    try await stream.write(ByteBuffer(string: "gone with the first stream"))
+                    do {
+                        _ = try await stream.response()
+                        return nil
+                    } catch let error as LBPoolError {
+                        return error
+                    }
+                })
         }
         let heads = try await server.connection(1).frames.filter { $0.type == H2.FrameType.headers }
         await server.close()

@@ -25,8 +25,10 @@ import Testing
         let errors = folder.appendingPathComponent("stderr.log")
         let client = try ChildProcess(
             name: "RoundRobinClient", path: try clientPath(),
-            arguments: ["http://\(Self.name):\(port)/", "--duration", "60", "--concurrency", "8",
-                        "--dns-server", dns.address, "--events", "--json"],
+            arguments: [
+                "http://\(Self.name):\(port)/", "--duration", "60", "--concurrency", "8",
+                "--dns-server", dns.address, "--events", "--json",
+            ],
             log: errors, output: output
         )
         func served() throws -> Int { try backends.reduce(0) { $0 + (try $1.accessLog().count) } }
@@ -54,8 +56,9 @@ import Testing
 
         let events = try String(contentsOf: errors, encoding: .utf8)
         #expect(events.contains("event: \(restarted.ip):\(port) #"), "\(events.prefix(500))")
-        #expect(events.split(separator: "\n").contains { $0.hasPrefix("event: \(restarted.ip):\(port) #") && $0.contains("draining: GOAWAY NO_ERROR") },
-                "no draining line for the restarted address")
+        #expect(
+            events.split(separator: "\n").contains { $0.hasPrefix("event: \(restarted.ip):\(port) #") && $0.contains("draining: GOAWAY NO_ERROR") },
+            "no draining line for the restarted address")
     }
 
     @Test func subsetFlagsConfineTheClientToItsSubsetAndTheEventsNameIt() async throws {
@@ -70,8 +73,10 @@ import Testing
             let errors = folder.appendingPathComponent("\(key).log")
             let client = try ChildProcess(
                 name: "RoundRobinClient", path: try clientPath(),
-                arguments: ["http://\(Self.name):\(port)/", "--requests", "300", "--concurrency", "4", "--dns-server", dns.address,
-                            "--subset-size", "2", "--subset-key", key, "--events", "--json"],
+                arguments: [
+                    "http://\(Self.name):\(port)/", "--requests", "300", "--concurrency", "4", "--dns-server", dns.address,
+                    "--subset-size", "2", "--subset-key", key, "--events", "--json",
+                ],
                 log: errors, output: output
             )
             try await waitFor("the client to finish", timeout: .seconds(30)) { !client.isRunning }

@@ -44,8 +44,9 @@ import Testing
     func startRequest(_ pool: LBPool, on connection: ScriptedConnection, id: String) async throws -> (Task<LBPool.Response, any Error>, UInt32) {
         let known = Set(connection.frames.filter { $0.type == H2.FrameType.headers }.map(\.streamID))
         let request = Task { try await pool.execute(get(id: id)) }
-        let headers = try #require(await connection.waitForFrame { $0.type == H2.FrameType.headers && !known.contains($0.streamID) },
-                                   "the client sent no request HEADERS")
+        let headers = try #require(
+            await connection.waitForFrame { $0.type == H2.FrameType.headers && !known.contains($0.streamID) },
+            "the client sent no request HEADERS")
         return (request, headers.streamID)
     }
 
@@ -80,11 +81,13 @@ import Testing
             // that ends `.closed` was cut off by the client, however late it read.
             let flood = await first.flood(H2.continuation(stream: stream), count: 500_000, framesPerWrite: 1000)
 
-            #expect(flood == .closed(afterFrames: flood.framesWritten),
-                    "the client took endless empty CONTINUATION frames: \(flood)")
+            #expect(
+                flood == .closed(afterFrames: flood.framesWritten),
+                "the client took endless empty CONTINUATION frames: \(flood)")
             let goAway = await goAway(from: first)
-            #expect(goAway.flatMap(\.errorCode).map { [H2.ErrorCode.protocolError, H2.ErrorCode.enhanceYourCalm].contains($0) } == true,
-                    "GOAWAY(PROTOCOL_ERROR or ENHANCE_YOUR_CALM) expected; the client sent \(first.frames)")
+            #expect(
+                goAway.flatMap(\.errorCode).map { [H2.ErrorCode.protocolError, H2.ErrorCode.enhanceYourCalm].contains($0) } == true,
+                "GOAWAY(PROTOCOL_ERROR or ENHANCE_YOUR_CALM) expected; the client sent \(first.frames)")
             #expect(await first.waitForClose(timeout: .seconds(1)), "the client left the connection open")
 
             let result = await request.result
@@ -197,10 +200,12 @@ import Testing
             let first = try await server.connection(1)
             let answer = await first.waitForFrame(timeout: .seconds(2)) { $0.isGoAway || ($0.type == H2.FrameType.settings && $0.isAck) }
 
-            #expect(answer?.isGoAway == true && answer?.errorCode == H2.ErrorCode.protocolError,
-                    "GOAWAY(PROTOCOL_ERROR) expected first; the client sent \(first.frames)")
-            #expect(!first.frames.contains { $0.type == H2.FrameType.settings && $0.isAck },
-                    "the client acknowledged SETTINGS_ENABLE_PUSH = \(value)")
+            #expect(
+                answer?.isGoAway == true && answer?.errorCode == H2.ErrorCode.protocolError,
+                "GOAWAY(PROTOCOL_ERROR) expected first; the client sent \(first.frames)")
+            #expect(
+                !first.frames.contains { $0.type == H2.FrameType.settings && $0.isAck },
+                "the client acknowledged SETTINGS_ENABLE_PUSH = \(value)")
             #expect(await first.waitForClose(timeout: .seconds(2)), "the client left the connection open")
         }
     }

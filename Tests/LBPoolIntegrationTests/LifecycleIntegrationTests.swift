@@ -69,8 +69,9 @@ import Testing
         defer { withExtendedLifetime((backends, dns)) {} }
         let metrics = TestMetrics()
         let records = LogRecords()
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
-                              logger: records.logger(), metrics: metrics)
+        let pool = try LBPool(
+            target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
+            logger: records.logger(), metrics: metrics)
         let body = RequestBody.bytes(ByteBuffer(repeating: UInt8(ascii: "b"), count: 64))
         let transparentRetries = { try metrics.expectCounter("lbpool_transparent_retries_total").totalValue }
         let (learning, afterwards, retriesBefore) = try await withRunningPool(pool) { pool in
@@ -149,8 +150,9 @@ import Testing
             let replacement = all[..<index].lastIndex { event in
                 event.address == drain.address && event.kind == .ready && event.subconnection != old
             }
-            #expect(oldReady != nil && replacement != nil && replacement! > oldReady!,
-                    "\(drain): no replacement ready at \(drain.address) between its ready and its drain")
+            #expect(
+                oldReady != nil && replacement != nil && replacement! > oldReady!,
+                "\(drain): no replacement ready at \(drain.address) between its ready and its drain")
         }
     }
 

@@ -18,15 +18,17 @@ import Testing
         defer { withExtendedLifetime((backends, dns)) {} }
         let records = LogRecords()
         let metrics = TestMetrics()
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
-                              logger: records.logger(), metrics: metrics)
+        let pool = try LBPool(
+            target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
+            logger: records.logger(), metrics: metrics)
         try await withRunningPool(pool) { pool in
             for number in 0..<12 { _ = try await pool.execute(get(id: "goaway-\(number)")) }
         }
         let goAways = records.all.filter { $0.message == "GOAWAY: draining" }
         #expect(goAways.count >= 2)
-        #expect(goAways.allSatisfy { $0.metadata["code"] == "NO_ERROR" && $0.metadata["last_stream_id"] == "9" && $0.metadata["address"] == "127.0.0.2:\(port)" },
-                "\(goAways.map(\.metadata))")
+        #expect(
+            goAways.allSatisfy { $0.metadata["code"] == "NO_ERROR" && $0.metadata["last_stream_id"] == "9" && $0.metadata["address"] == "127.0.0.2:\(port)" },
+            "\(goAways.map(\.metadata))")
         #expect(try metrics.expectCounter("lbpool_goaways_total", [("code", "NO_ERROR")]).totalValue >= 2)
         #expect(try metrics.expectCounter("lbpool_requests_total", [("outcome", "success")]).totalValue == 12)
         #expect(try metrics.expectCounter("lbpool_picks_total").totalValue >= 12)
@@ -40,8 +42,9 @@ import Testing
         let metrics = TestMetrics()
         var configuration = testConfiguration(dns: dns)
         configuration.maxConnectionLifetime = .milliseconds(300)
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration,
-                              logger: records.logger(), metrics: metrics)
+        let pool = try LBPool(
+            target: "http://\(Self.name):\(port)", configuration: configuration,
+            logger: records.logger(), metrics: metrics)
         let events = pool.events()
         try await withRunningPool(pool) { _ in
             var rotations = 0
@@ -62,8 +65,9 @@ import Testing
         try await added.start()
         let records = LogRecords()
         let metrics = TestMetrics()
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
-                              logger: records.logger(), metrics: metrics)
+        let pool = try LBPool(
+            target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns),
+            logger: records.logger(), metrics: metrics)
         let events = pool.events()
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))

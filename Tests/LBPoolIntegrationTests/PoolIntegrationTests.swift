@@ -118,8 +118,9 @@ import Testing
                 }
                 let cutoff = scaledDown + .seconds(ttl + 1)
                 try await Task.sleep(until: max(cutoff, .now) + .milliseconds(300), clock: .continuous)
-                #expect(log.lastStart(on: "127.0.0.2").map { $0 <= cutoff } ?? true,
-                        "a request started on the removed address after TTL + 1 s")
+                #expect(
+                    log.lastStart(on: "127.0.0.2").map { $0 <= cutoff } ?? true,
+                    "a request started on the removed address after TTL + 1 s")
                 #expect(log.successes(on: "127.0.0.3", after: cutoff) > 0)
                 #expect(log.successes(on: "127.0.0.4", after: cutoff) > 0)
             }
@@ -243,7 +244,9 @@ final class RequestLog: @unchecked Sendable {
 
     private func sendUntilStopped(_ pool: LBPool, worker: Int) async throws {
         while !lock.withLock({ stopped }) {
-            let number = lock.withLock { counter += 1; return counter }
+            let number = lock.withLock {
+                counter += 1; return counter
+            }
             try await send(pool, id: "w\(worker)-\(number)")
         }
     }

@@ -20,12 +20,24 @@ import Testing
         let extensions = folder.appendingPathComponent("server.ext")
         try "subjectAltName=DNS:\(Self.name)\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(to: extensions, atomically: true, encoding: .utf8)
-        try runCommand(openssl, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                                 "-keyout", caKey, "-out", ca, "-days", "2", "-subj", "/CN=lbpool test CA"])
-        try runCommand(openssl, ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                                 "-keyout", key, "-out", csr, "-subj", "/CN=\(Self.name)"])
-        try runCommand(openssl, ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial",
-                                 "-out", certificate, "-days", "2", "-extfile", extensions.path])
+        try runCommand(
+            openssl,
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", caKey, "-out", ca, "-days", "2", "-subj", "/CN=lbpool test CA",
+            ])
+        try runCommand(
+            openssl,
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", key, "-out", csr, "-subj", "/CN=\(Self.name)",
+            ])
+        try runCommand(
+            openssl,
+            [
+                "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial",
+                "-out", certificate, "-days", "2", "-extfile", extensions.path,
+            ])
         return (ca, certificate, key)
     }
 

@@ -50,7 +50,8 @@ import Testing
                         var served: [String] = [], offLoop = 0
                         for number in 0..<perWorker {
                             // Streamed bodies take the path where the task writes each chunk.
-                            let body: RequestBody = number % 3 == 0
+                            let body: RequestBody =
+                                number % 3 == 0
                                 ? .stream(Chunks(count: 4, size: 1000), length: 4000)
                                 : .bytes(ByteBuffer(string: "body of \(worker)-\(number)"))
                             var request = get(id: "\(worker)-\(number)")

@@ -209,7 +209,9 @@ import Testing
     }
 
     @Test func collectedBodyOverTheLimitFailsAndOneWithinItArrivesWhole() async throws {
-        _ = try await withAnsweringServer { $0.maxCollectedBodyBytes = 10 } answer: { request, _ in
+        _ = try await withAnsweringServer {
+            $0.maxCollectedBodyBytes = 10
+        } answer: { request, _ in
             switch request.requestID {
             case "one-chunk": request.respond(body: String(repeating: "a", count: 11))
             case "two-chunks":
@@ -277,12 +279,16 @@ import Testing
                 let error = await #expect(throws: LBPoolError.self) { try await pool.execute(request) }
                 #expect(error?.code == .invalidRequest)
                 // HTTPTypes turns CR and LF into spaces; either way the path is refused.
-                #expect(error?.message.contains("path '\(path.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))'") == true, "\(String(describing: error))")
+                #expect(
+                    error?.message.contains("path '\(path.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))'") == true,
+                    "\(String(describing: error))")
             }
             var badAuthority = HTTPRequest(method: .get, scheme: nil, authority: "api\r\nx: 1", path: "/")
             badAuthority.headerFields[HTTPField.Name("x-request-id")!] = "bad-path"
             let authorityError = await #expect(throws: LBPoolError.self) { try await pool.execute(badAuthority) }
-            #expect(authorityError?.message.contains("authority 'api  x: 1' is empty or contains a space or control character") == true, "\(String(describing: authorityError))")
+            #expect(
+                authorityError?.message.contains("authority 'api  x: 1' is empty or contains a space or control character") == true,
+                "\(String(describing: authorityError))")
             var options = HTTPRequest(method: .options, scheme: nil, authority: nil, path: "*")
             options.headerFields[HTTPField.Name("x-request-id")!] = "asterisk"
             let response = try await pool.execute(options)

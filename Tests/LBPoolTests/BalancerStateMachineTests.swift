@@ -74,7 +74,9 @@ import Testing
         #expect(dials(actions).map(\.0) == [a])
         #expect(actions.last == .publish)
         // Its close afterwards needs no further dial.
-        #expect(dials(machine.subconnection(id, address: a, reported: .closed(.goAway(errorCode: .noError, lastStreamID: 7, debugData: ""), wasReady: true))).isEmpty)
+        #expect(
+            dials(machine.subconnection(id, address: a, reported: .closed(.goAway(errorCode: .noError, lastStreamID: 7, debugData: ""), wasReady: true)))
+                .isEmpty)
     }
 
     @Test func connectFailureWaitsForBackoffInsteadOfRedialling() {

@@ -32,8 +32,9 @@ import Testing
         var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
         var block = ByteBuffer()
         try? encoder.encode(headers: HPACKHeaders(fields), to: &block)
-        buffer.writeHTTP2FrameHeader(length: block.readableBytes, type: HTTP2FrameType.headers,
-                                     flags: HTTP2FrameType.endHeaders | (endStream ? HTTP2FrameType.endStream : 0), stream: stream)
+        buffer.writeHTTP2FrameHeader(
+            length: block.readableBytes, type: HTTP2FrameType.headers,
+            flags: HTTP2FrameType.endHeaders | (endStream ? HTTP2FrameType.endStream : 0), stream: stream)
         buffer.writeBuffer(&block)
     }
 
@@ -64,7 +65,9 @@ import Testing
 
     @Test func dataOnAnEvenStreamAndWindowUpdateOnAnIdleOneAreConnectionErrors() throws {
         for write in [
-            { (buffer: inout ByteBuffer) in buffer.writeHTTP2FrameHeader(length: 1, type: HTTP2FrameType.data, flags: 0, stream: 2); buffer.writeInteger(UInt8(0)) },
+            { (buffer: inout ByteBuffer) in
+                buffer.writeHTTP2FrameHeader(length: 1, type: HTTP2FrameType.data, flags: 0, stream: 2); buffer.writeInteger(UInt8(0))
+            },
             { (buffer: inout ByteBuffer) in buffer.writeHTTP2WindowUpdate(stream: 5, increment: 10) },
         ] {
             let (channel, _, handler) = try ready()

@@ -104,7 +104,9 @@ import Testing
         let (channel, _) = try connected()
         try send(channel) { $0.writeHTTP2Settings([]) }
         _ = try written(channel)
-        try send(channel) { $0.writeHTTP2FrameHeader(length: 1, type: HTTP2FrameType.data, flags: 0, stream: 1); $0.writeInteger(UInt8(0)) }
+        try send(channel) {
+            $0.writeHTTP2FrameHeader(length: 1, type: HTTP2FrameType.data, flags: 0, stream: 1); $0.writeInteger(UInt8(0))
+        }
         let frames = try written(channel)
         #expect(frames.contains { if case .goAway(0, HTTP2Code.protocolError, _) = $0 { true } else { false } }, "\(frames)")
         #expect(!channel.isActive)

@@ -5,9 +5,10 @@ import Testing
     let t0 = ContinuousClock.now
 
     func state(min: Int = 5, max: Int = 300, early: Int = 1, policy: DNSResolver.EmptyAnswerPolicy = .keepLastAddressesForOneTTL) -> DNSRefreshState {
-        DNSRefreshState(settings: .init(
-            minRefreshInterval: .seconds(min), maxRefreshInterval: .seconds(max),
-            minEarlyRefreshInterval: .seconds(early), emptyAnswerPolicy: policy))
+        DNSRefreshState(
+            settings: .init(
+                minRefreshInterval: .seconds(min), maxRefreshInterval: .seconds(max),
+                minEarlyRefreshInterval: .seconds(early), emptyAnswerPolicy: policy))
     }
 
     func records(_ entries: [(String, Int)]) -> [(address: ResolvedAddress, ttlSeconds: Int)] {

@@ -29,17 +29,19 @@ enum DocumentationExamples {
 
     static func fullDuplex(pool: LBPool) async throws -> HTTPFields? {
         let request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/chat")
-        let trailers = try await pool.execute(request, duplex: { stream in
-            try await stream.write(ByteBuffer(string: "hello\n"))
-            let response = try await stream.response()
-            var body = response.body.makeAsyncIterator()
-            if let answer = try await body.next() {
-                try await stream.write(ByteBuffer(string: "you said \(answer.readableBytes) bytes\n"))
-            }
-            try await stream.finish(trailers: [HTTPField.Name("x-done")!: "1"])
-            while let more = try await body.next() { print(more.readableBytes) }
-            return response.body.trailers
-        })
+        let trailers = try await pool.execute(
+            request,
+            duplex: { stream in
+                try await stream.write(ByteBuffer(string: "hello\n"))
+                let response = try await stream.response()
+                var body = response.body.makeAsyncIterator()
+                if let answer = try await body.next() {
+                    try await stream.write(ByteBuffer(string: "you said \(answer.readableBytes) bytes\n"))
+                }
+                try await stream.finish(trailers: [HTTPField.Name("x-done")!: "1"])
+                while let more = try await body.next() { print(more.readableBytes) }
+                return response.body.trailers
+            })
         return trailers
     }
 
@@ -74,7 +76,7 @@ enum DocumentationExamples {
     /// README, "Large fleets: subsetting", and the Kubernetes article.
     static func subsetting(podName: String) throws -> LBPool {
         var configuration = LBPool.Configuration()
-        configuration.subset = .init(size: 10, key: podName)   // 1 000 × 10 connections, not 1 000 × 1 000
+        configuration.subset = .init(size: 10, key: podName)  // 1 000 × 10 connections, not 1 000 × 1 000
         return try LBPool(target: "http://api.default.svc.cluster.local:8080", configuration: configuration)
     }
 }

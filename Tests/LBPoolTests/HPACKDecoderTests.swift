@@ -23,8 +23,11 @@ import Testing
     }
 
     @Test func huffmanStringsRoundTripForEveryByteValueAndTheRFCExamples() {
-        let texts = ["www.example.com", "no-cache", "custom-key", "Mon, 21 Oct 2013 20:13:21 GMT", "302", "",
-                     "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"]
+        let texts =
+            [
+                "www.example.com", "no-cache", "custom-key", "Mon, 21 Oct 2013 20:13:21 GMT", "302", "",
+                "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+            ]
             + (0...255).map { String(decoding: [UInt8($0), UInt8($0), UInt8(255 - $0)], as: UTF8.self) }
         for text in texts {
             var buffer = ByteBuffer()
@@ -74,12 +77,15 @@ import Testing
     @Test func theClientsOwnEncoderIsReadBack() throws {
         // RFC 7541 C.4: three requests on one connection, as the encoder writes them.
         var decoder = HeaderBlockDecoder()
-        #expect(try decode(&decoder, bytes("828684418cf1e3c2e5f23a6ba0ab90f4ff")).map { "\($0.0)=\($0.1)" }
-            == [":method=GET", ":scheme=http", ":path=/", ":authority=www.example.com"])
-        #expect(try decode(&decoder, bytes("828684be5886a8eb10649cbf")).map { "\($0.0)=\($0.1)" }
-            == [":method=GET", ":scheme=http", ":path=/", ":authority=www.example.com", "cache-control=no-cache"])
-        #expect(try decode(&decoder, bytes("828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf")).map { "\($0.0)=\($0.1)" }
-            == [":method=GET", ":scheme=https", ":path=/index.html", ":authority=www.example.com", "custom-key=custom-value"])
+        #expect(
+            try decode(&decoder, bytes("828684418cf1e3c2e5f23a6ba0ab90f4ff")).map { "\($0.0)=\($0.1)" }
+                == [":method=GET", ":scheme=http", ":path=/", ":authority=www.example.com"])
+        #expect(
+            try decode(&decoder, bytes("828684be5886a8eb10649cbf")).map { "\($0.0)=\($0.1)" }
+                == [":method=GET", ":scheme=http", ":path=/", ":authority=www.example.com", "cache-control=no-cache"])
+        #expect(
+            try decode(&decoder, bytes("828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf")).map { "\($0.0)=\($0.1)" }
+                == [":method=GET", ":scheme=https", ":path=/index.html", ":authority=www.example.com", "custom-key=custom-value"])
     }
 
     @Test func malformedBlocksAreRefusedWithTheReason() {

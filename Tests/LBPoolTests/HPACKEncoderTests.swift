@@ -23,8 +23,10 @@ import Testing
             ("Mon, 21 Oct 2013 20:13:21 GMT", "d07abe941054d444a8200595040b8166e082a62d1bff"),
             ("https://www.example.com", "9d29ad171863c78f0b97c8e9ae82ae43d3"),
             ("gzip", "9bd9ab"),
-            ("foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
-             "94e7821dd7f2e6c7b335dfdfcd5b3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007"),
+            (
+                "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+                "94e7821dd7f2e6c7b335dfdfcd5b3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007"
+            ),
         ]
         for (text, expected) in examples {
             var buffer = ByteBuffer()
@@ -57,7 +59,9 @@ import Testing
         }
         #expect(hex(second) == "828684be5886a8eb10649cbf")
         var third = ByteBuffer()
-        for (name, value) in [(":method", "GET"), (":scheme", "https"), (":path", "/index.html"), (":authority", "www.example.com"), ("custom-key", "custom-value")] {
+        for (name, value) in [
+            (":method", "GET"), (":scheme", "https"), (":path", "/index.html"), (":authority", "www.example.com"), ("custom-key", "custom-value"),
+        ] {
             encoder.append(name: name, value: value, indexing: .indexed, into: &third)
         }
         #expect(hex(third) == "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf")

@@ -164,16 +164,18 @@ import Testing
         parser.append(first)
         guard case .data(1, let whole, false, 4) = try parser.next() else { Issue.record("first frame"); return }
         #expect(String(buffer: whole) == "abcd")
-        #expect(whole.withUnsafeReadableBytes { $0.baseAddress } == first.withUnsafeReadableBytes { $0.baseAddress.map { $0 + 9 } },
-                "a whole frame's payload is a slice of the read, not a copy")
+        #expect(
+            whole.withUnsafeReadableBytes { $0.baseAddress } == first.withUnsafeReadableBytes { $0.baseAddress.map { $0 + 9 } },
+            "a whole frame's payload is a slice of the read, not a copy")
         #expect(try parser.next() == nil)
         parser.append(second)
         guard case .data(1, let joined, false, 6) = try parser.next() else { Issue.record("joined frame"); return }
         #expect(String(buffer: joined) == "efghij")
         guard case .data(1, let last, false, 2) = try parser.next() else { Issue.record("last frame"); return }
         #expect(String(buffer: last) == "kl")
-        #expect(last.withUnsafeReadableBytes { $0.baseAddress } == second.withUnsafeReadableBytes { $0.baseAddress.map { $0 + 12 } },
-                "after a joined frame, the rest of the read is sliced again")
+        #expect(
+            last.withUnsafeReadableBytes { $0.baseAddress } == second.withUnsafeReadableBytes { $0.baseAddress.map { $0 + 12 } },
+            "after a joined frame, the rest of the read is sliced again")
         #expect(try parser.next() == nil)
     }
 

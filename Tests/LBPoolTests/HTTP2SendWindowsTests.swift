@@ -111,9 +111,13 @@ import Testing
         #expect(result13 == HTTP2Code.flowControlError)
         let zero = throwsConnectionError { (windows: inout HTTP2SendWindows) throws(HTTP2ConnectionError) in try windows.connectionWindowUpdate(0) }
         #expect(zero?.code == HTTP2Code.protocolError)
-        let overflow = throwsConnectionError { (windows: inout HTTP2SendWindows) throws(HTTP2ConnectionError) in try windows.connectionWindowUpdate(Int(Int32.max)) }
+        let overflow = throwsConnectionError { (windows: inout HTTP2SendWindows) throws(HTTP2ConnectionError) in
+            try windows.connectionWindowUpdate(Int(Int32.max))
+        }
         #expect(overflow?.code == HTTP2Code.flowControlError)
-        let tooLarge = throwsConnectionError { (windows: inout HTTP2SendWindows) throws(HTTP2ConnectionError) in try windows.initialWindowChanged(to: UInt32(Int32.max) + 1) }
+        let tooLarge = throwsConnectionError { (windows: inout HTTP2SendWindows) throws(HTTP2ConnectionError) in
+            try windows.initialWindowChanged(to: UInt32(Int32.max) + 1)
+        }
         #expect(tooLarge?.code == HTTP2Code.flowControlError)
         let notOpen = windows.enqueue(.init(data: bytes(1), endStream: true), on: 9)
         #expect(!notOpen, "a stream that is not open")

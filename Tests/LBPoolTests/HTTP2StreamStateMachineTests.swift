@@ -83,13 +83,17 @@ import Testing
     @Test func theWindowAndTheContentLengthBoundTheBody() throws {
         var machine = Machine(endStreamSent: true, isHeadRequest: false, receiveWindow: 10)
         _ = try machine.headersReceived(head([(":status", "200"), ("content-length", "8")]), endStream: false)
-        #expect(streamError(&machine) { _ = try $0.dataReceived(length: 9, flowControlledLength: 9, endStream: false) }?.message == "body of more than 8 bytes, its content-length")
+        #expect(
+            streamError(&machine) { _ = try $0.dataReceived(length: 9, flowControlledLength: 9, endStream: false) }?.message
+                == "body of more than 8 bytes, its content-length")
         var small = Machine(endStreamSent: true, isHeadRequest: false, receiveWindow: 10)
         _ = try small.headersReceived(head([(":status", "200")]), endStream: false)
         #expect(streamError(&small) { _ = try $0.dataReceived(length: 5, flowControlledLength: 11, endStream: false) }?.code == .flowControlError)
         var short = Machine(endStreamSent: true, isHeadRequest: false, receiveWindow: 10)
         _ = try short.headersReceived(head([(":status", "200"), ("content-length", "8")]), endStream: false)
-        #expect(streamError(&short) { _ = try $0.dataReceived(length: 7, flowControlledLength: 7, endStream: true) }?.message == "body of 7 bytes, content-length says 8")
+        #expect(
+            streamError(&short) { _ = try $0.dataReceived(length: 7, flowControlledLength: 7, endStream: true) }?.message
+                == "body of 7 bytes, content-length says 8")
     }
 
     @Test func aHeadResponseOrA304HasNoBodyWhateverItsContentLength() throws {
@@ -139,6 +143,25 @@ import Testing
         _ = try machine.dataReceived(length: 1, flowControlledLength: 1, endStream: true)
         let outcome11 = machine.bodyConsumed(1)
         #expect(outcome11 == nil)
+    }
+
+    @Test func aDeclaredBodyGetsNoMoreWindowThanItHasLeft() throws {
+        // 100 000 bytes declared, a window of 65 535: the window is given back while the rest
+        // of the body (plus slack for padding) needs it, and no further.
+        let slack = Machine.paddingSlack
+        var machine = Machine(endStreamSent: true, isHeadRequest: false, receiveWindow: 65_535)
+        _ = try machine.headersReceived(head([(":status", "200"), ("content-length", "100000")]), endStream: false)
+        _ = try machine.dataReceived(length: 16_384, flowControlledLength: 16_384, endStream: false)
+        #expect(machine.bodyConsumed(16_384) == 16_384, "still 83 616 to come, 49 151 open")
+        _ = try machine.dataReceived(length: 40_000, flowControlledLength: 40_000, endStream: false)
+        // 43 616 left; the window is 25 535 and needs 43 616 + slack.
+        #expect(machine.bodyConsumed(40_000) == 43_616 + slack - 25_535)
+        #expect(machine.receiveWindow == 43_616 + slack)
+        _ = try machine.dataReceived(length: 40_000, flowControlledLength: 40_000, endStream: false)
+        #expect(machine.bodyConsumed(40_000) == nil, "3 616 left, 3 616 + slack open")
+        // Padding is always given back: it is not part of the body.
+        _ = try machine.dataReceived(length: 16, flowControlledLength: 32, endStream: false)
+        #expect(machine.paddingDiscarded(16) == 16)
     }
 }
 

@@ -3,9 +3,10 @@ import Testing
 
 @Suite struct PickerTests {
     func endpoints(_ count: Int) -> ReadyEndpoints {
-        ReadyEndpoints((0..<count).map { index in
-            EndpointSnapshot(address: ResolvedAddress(ip: "10.0.0.\(index)", port: 80), subconnections: [])
-        })
+        ReadyEndpoints(
+            (0..<count).map { index in
+                EndpointSnapshot(address: ResolvedAddress(ip: "10.0.0.\(index)", port: 80), subconnections: [])
+            })
     }
 
     @Test func roundRobinVisitsEveryEndpointInOrder() {
@@ -39,12 +40,13 @@ import Testing
 @Suite struct LoadAwarePickerTests {
     /// Endpoints whose in-flight counts are `loads`.
     func endpoints(_ loads: [Int]) -> ReadyEndpoints {
-        ReadyEndpoints(loads.enumerated().map { index, load in
-            let address = ResolvedAddress(ip: "10.0.0.\(index)", port: 80)
-            let subconnection = Subconnection(id: SubconnectionID(UInt64(index)), address: address)
-            subconnection.shared.inFlight.store(load, ordering: .relaxed)
-            return EndpointSnapshot(address: address, subconnections: [subconnection])
-        })
+        ReadyEndpoints(
+            loads.enumerated().map { index, load in
+                let address = ResolvedAddress(ip: "10.0.0.\(index)", port: 80)
+                let subconnection = Subconnection(id: SubconnectionID(UInt64(index)), address: address)
+                subconnection.shared.inFlight.store(load, ordering: .relaxed)
+                return EndpointSnapshot(address: address, subconnections: [subconnection])
+            })
     }
 
     func counts(_ picker: any Picker, _ set: ReadyEndpoints, picks: Int) -> [Int] {

@@ -7,7 +7,8 @@ import Testing
     /// A user's picker: the first endpoint with the fewest requests per ready connection.
     struct FewestPerConnectionPicker: Picker {
         func pick(from endpoints: ReadyEndpoints) -> Int {
-            endpoints.indices.min { endpoints[$0].inFlight * endpoints[$1].readySubconnections < endpoints[$1].inFlight * endpoints[$0].readySubconnections } ?? 0
+            endpoints.indices.min { endpoints[$0].inFlight * endpoints[$1].readySubconnections < endpoints[$1].inFlight * endpoints[$0].readySubconnections }
+                ?? 0
         }
     }
 

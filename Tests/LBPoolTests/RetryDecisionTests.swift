@@ -41,28 +41,35 @@ import Testing
         Row(name: "unprocessed POST is sent again", outcome: .unprocessed, idempotent: false, expected: .sendAgain),
         Row(name: "unprocessed with no budget is sent again", outcome: .unprocessed, budget: false, expected: .sendAgain),
         Row(name: "unprocessed while shutting down is sent again", outcome: .unprocessed, shuttingDown: true, expected: .sendAgain),
-        Row(name: "unprocessed past the transparent bound stops", outcome: .unprocessed, transparentRetries: 10,
+        Row(
+            name: "unprocessed past the transparent bound stops", outcome: .unprocessed, transparentRetries: 10,
             expected: .stop(.notRetryable("not processed after 11 attempts"))),
-        Row(name: "unprocessed with a consumed streamed body stops", outcome: .unprocessed, bodyReplayable: false,
+        Row(
+            name: "unprocessed with a consumed streamed body stops", outcome: .unprocessed, bodyReplayable: false,
             expected: .stop(.notRetryable(RetryDecision.bodyRead))),
         // Rule 3: may have been processed, so only when idempotent, replayable, allowed.
         Row(name: "transport failure of a GET is retried", outcome: .failedAfterSending, expected: .retry(after: .milliseconds(25)), withdraws: true),
         Row(name: "transport failure of a POST stops", outcome: .failedAfterSending, idempotent: false, expected: .stop(notIdempotent)),
-        Row(name: "transport failure with a consumed body stops", outcome: .failedAfterSending, bodyReplayable: false,
+        Row(
+            name: "transport failure with a consumed body stops", outcome: .failedAfterSending, bodyReplayable: false,
             expected: .stop(.notRetryable(RetryDecision.bodyRead))),
-        Row(name: "transport failure under a policy without transport retries stops", outcome: .failedAfterSending, transportRetries: false,
+        Row(
+            name: "transport failure under a policy without transport retries stops", outcome: .failedAfterSending, transportRetries: false,
             expected: .stop(.notRetryable("the retry policy does not retry transport failures"))),
         Row(name: "transport failure at the attempt limit stops", outcome: .failedAfterSending, attemptsSoFar: 3, expected: .stop(.maxAttempts(3))),
         Row(name: "transport failure with no budget stops", outcome: .failedAfterSending, budget: false, expected: .stop(.budgetExhausted), withdraws: true),
         Row(name: "transport failure past the deadline stops", outcome: .failedAfterSending, deadlineIn: .milliseconds(10), expected: .stop(.deadline)),
-        Row(name: "transport failure while shutting down stops", outcome: .failedAfterSending, shuttingDown: true,
+        Row(
+            name: "transport failure while shutting down stops", outcome: .failedAfterSending, shuttingDown: true,
             expected: .stop(.notRetryable("the pool is shutting down"))),
         Row(name: "503 of a GET is retried", outcome: .retryableStatus(retryAfter: nil), expected: .retry(after: .milliseconds(25)), withdraws: true),
         Row(name: "503 with Retry-After 1 waits a second", outcome: .retryableStatus(retryAfter: "1"), expected: .retry(after: .seconds(1)), withdraws: true),
         Row(name: "503 of a POST stops", outcome: .retryableStatus(retryAfter: nil), idempotent: false, expected: .stop(notIdempotent)),
-        Row(name: "503 with a consumed body stops", outcome: .retryableStatus(retryAfter: nil), bodyReplayable: false,
+        Row(
+            name: "503 with a consumed body stops", outcome: .retryableStatus(retryAfter: nil), bodyReplayable: false,
             expected: .stop(.notRetryable(RetryDecision.bodyRead))),
-        Row(name: "503 is retried even under a policy without transport retries", outcome: .retryableStatus(retryAfter: nil), transportRetries: false,
+        Row(
+            name: "503 is retried even under a policy without transport retries", outcome: .retryableStatus(retryAfter: nil), transportRetries: false,
             expected: .retry(after: .milliseconds(25)), withdraws: true),
         Row(name: "503 with no budget stops", outcome: .retryableStatus(retryAfter: nil), budget: false, expected: .stop(.budgetExhausted), withdraws: true),
     ]

@@ -90,20 +90,23 @@ final class Balancer: SubconnectionDelegate, Sendable {
     let outlierDetection: OutlierEjection.Settings?
     private let healthProbe: HealthProbe?
 
-    init(minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: OutlierEjection.Settings?,
-         healthProbe: HealthProbe?, subset: RendezvousSubset? = nil, settings: ConnectionSettings, backoff: ReconnectBackoff,
-         metrics: PoolMetrics, logger: Logger) {
+    init(
+        minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: OutlierEjection.Settings?,
+        healthProbe: HealthProbe?, subset: RendezvousSubset? = nil, settings: ConnectionSettings, backoff: ReconnectBackoff,
+        metrics: PoolMetrics, logger: Logger
+    ) {
         self.metrics = metrics
         self.outlierDetection = outlierDetection
         self.healthProbe = healthProbe
-        self.state = Mutex(State(
-            machine: BalancerStateMachine(minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil),
-            subset: subset.map { SubsetState(rendezvous: $0) },
-            ejection: outlierDetection.map(OutlierEjection.init(settings:)),
-            activeHealth: healthProbe.map {
-                ActiveHealth(healthyThreshold: $0.healthyThreshold, unhealthyThreshold: $0.unhealthyThreshold)
-            }
-        ))
+        self.state = Mutex(
+            State(
+                machine: BalancerStateMachine(minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil),
+                subset: subset.map { SubsetState(rendezvous: $0) },
+                ejection: outlierDetection.map(OutlierEjection.init(settings:)),
+                activeHealth: healthProbe.map {
+                    ActiveHealth(healthyThreshold: $0.healthyThreshold, unhealthyThreshold: $0.unhealthyThreshold)
+                }
+            ))
         self.rotation = rotation
         (self.workStream, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
         self.settings = settings
@@ -270,21 +273,27 @@ final class Balancer: SubconnectionDelegate, Sendable {
             refreshRequests.request()
             if let counter = healthCounter(address) { recordOutcome(address, counter: counter, success: false) }
         case .draining(.goAway(let code, let lastStreamID, _)):
-            logger.info("GOAWAY: draining", metadata: [
-                "address": "\(address)", "subconnection": "\(id)",
-                "code": "\(code)", "last_stream_id": "\(lastStreamID)",
-            ])
+            logger.info(
+                "GOAWAY: draining",
+                metadata: [
+                    "address": "\(address)", "subconnection": "\(id)",
+                    "code": "\(code)", "last_stream_id": "\(lastStreamID)",
+                ])
             metrics.goAway(code: code)
             refreshRequests.request()
             learnStreamCap(address, errorCode: code, lastStreamID: lastStreamID)
         case .draining(.streamLimitReached(let streams)):
-            logger.debug("per-connection stream cap reached: replacing", metadata: [
-                "address": "\(address)", "subconnection": "\(id)", "streams": "\(streams)",
-            ])
+            logger.debug(
+                "per-connection stream cap reached: replacing",
+                metadata: [
+                    "address": "\(address)", "subconnection": "\(id)", "streams": "\(streams)",
+                ])
         case .draining(.protocolViolation(let code, let message)):
-            logger.warning("the server broke HTTP/2 or a limit: connection closed", metadata: [
-                "address": "\(address)", "subconnection": "\(id)", "code": "\(code)", "error": "\(message)",
-            ])
+            logger.warning(
+                "the server broke HTTP/2 or a limit: connection closed",
+                metadata: [
+                    "address": "\(address)", "subconnection": "\(id)", "code": "\(code)", "error": "\(message)",
+                ])
             metrics.protocolViolation(code: code)
             if let counter = healthCounter(address) { recordOutcome(address, counter: counter, success: false) }
         case .draining(.lifetimeExpired):
@@ -427,9 +436,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     }
                 case .addressAdded(let address):
                     if state.ejection != nil { state.healthCounters[address] = OutcomeCounter() }
-                    let kind: PoolEvent.Kind = state.subset.map { subset in
-                        .joinedSubset(rank: (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
-                    } ?? .addressAdded
+                    let kind: PoolEvent.Kind =
+                        state.subset.map { subset in
+                            .joinedSubset(rank: (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
+                        } ?? .addressAdded
                     emitted.append(PoolEvent(kind: kind, address: address, subconnection: nil))
                 case .addressRemoved(let address, _):
                     state.healthCounters[address] = nil
@@ -448,10 +458,13 @@ final class Balancer: SubconnectionDelegate, Sendable {
                 let states = endpoint.subconnections.values
                 counts[address] = (states.count { $0 == .connecting }, states.count { $0.isServing }, states.count { $0 == .draining })
             }
-            if let subset = state.subset, actions.contains(where: { if case .addressAdded = $0 { true } else if case .addressRemoved = $0 { true } else { false } }) {
-                members = Dictionary(uniqueKeysWithValues: subset.members.map { address in
-                    (address, (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
-                })
+            if let subset = state.subset,
+                actions.contains(where: { if case .addressAdded = $0 { true } else if case .addressRemoved = $0 { true } else { false } })
+            {
+                members = Dictionary(
+                    uniqueKeysWithValues: subset.members.map { address in
+                        (address, (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
+                    })
             }
         }
         metrics.connections(counts)

@@ -200,7 +200,8 @@ struct BalancerStateMachine: Sendable {
 
     private mutating func scheduleReconnectIfNeeded(_ address: ResolvedAddress) -> [Action] {
         guard !isShuttingDown, var endpoint = endpoints[address], !endpoint.reconnectScheduled,
-              endpoint.live < minConnections else { return [] }
+            endpoint.live < minConnections
+        else { return [] }
         endpoint.reconnectScheduled = true
         endpoints[address] = endpoint
         return [.scheduleReconnect(address, attempt: endpoint.failedAttempts)]

@@ -9,11 +9,12 @@ public enum BenchmarkHooks {
 
     /// A picker snapshot of `count` ready endpoints with one available subconnection each.
     public static func readyEndpoints(count: Int) -> ReadyEndpoints {
-        ReadyEndpoints(addresses(count: count).enumerated().map { index, address in
-            let subconnection = Subconnection(id: SubconnectionID(UInt64(index)), address: address)
-            subconnection.shared.isAvailable.store(true, ordering: .releasing)
-            return EndpointSnapshot(address: address, subconnections: [subconnection])
-        })
+        ReadyEndpoints(
+            addresses(count: count).enumerated().map { index, address in
+                let subconnection = Subconnection(id: SubconnectionID(UInt64(index)), address: address)
+                subconnection.shared.isAvailable.store(true, ordering: .releasing)
+                return EndpointSnapshot(address: address, subconnections: [subconnection])
+            })
     }
 
     /// The pick a request makes before it opens a stream: read the current snapshot, let the

@@ -266,7 +266,7 @@ extension ConnectionHandler {
     }
 
     func dataRead(_ data: ByteBuffer, on id: HTTP2StreamNumber, endStream: Bool, flowControlledLength: Int) throws(HTTP2ConnectionError) {
-        guard connectionWindowUsed(flowControlledLength) else {
+        guard connectionWindowUsed(flowControlledLength, bodyBytes: data.readableBytes, on: id) else {
             throw HTTP2ConnectionError(code: .flowControlError, message: "DATA beyond the connection window")
         }
         guard var stream = streams[id] else {
@@ -326,7 +326,8 @@ extension ConnectionHandler {
             return
         }
         guard increment > 0 else {
-            resetStream(id, code: .protocolError, error: HTTP2StreamStateMachine.StreamError(code: .protocolError, message: "WINDOW_UPDATE of 0 on stream \(id)"))
+            resetStream(
+                id, code: .protocolError, error: HTTP2StreamStateMachine.StreamError(code: .protocolError, message: "WINDOW_UPDATE of 0 on stream \(id)"))
             return
         }
         if let code = sendWindows.streamWindowUpdate(Int(increment), on: id) {

@@ -126,7 +126,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     ) {
         self.limits = limits
         self.parser = HTTP2FrameParser(maxContinuationFrames: limits.maxContinuationFrames)
-        self.glitches = HTTP2GlitchBudget(burst: limits.glitchBurst, perSecond: limits.glitchesPerSecond, now: NIODeadline.now().uptimeNanoseconds.clampedToInt64)
+        self.glitches = HTTP2GlitchBudget(
+            burst: limits.glitchBurst, perSecond: limits.glitchesPerSecond, now: NIODeadline.now().uptimeNanoseconds.clampedToInt64)
         self.streamWindow = streamWindow
         self.connectionWindowTarget = connectionWindowTarget
         self.id = id
@@ -192,7 +193,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let bytes = unwrapInboundIn(data)
         if !serverPrefaceSeen, bytes.readableBytesView.starts(with: "HTTP/".utf8) {
             // An HTTP/1 server (an h2c URL on a port without HTTP/2, or TLS without ALPN h2).
-            let line = bytes.getString(at: bytes.readerIndex, length: min(bytes.readableBytes, 64))?
+            let line =
+                bytes.getString(at: bytes.readerIndex, length: min(bytes.readableBytes, 64))?
                 .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
             connectionError(HTTP2ConnectionError(code: .protocolError, message: "the server answered in HTTP/1 ('\(line)'), not HTTP/2"))
             return
@@ -245,9 +247,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard !isWritable else { return }
         owedWhileBlocked += count
         if owedWhileBlocked > limits.maxOwedControlFrames {
-            pendingViolation = pendingViolation ?? HTTP2ConnectionError(
-                code: .enhanceYourCalm,
-                message: "more than \(limits.maxOwedControlFrames) PING, SETTINGS and RST_STREAM answers owed while the server does not read")
+            pendingViolation =
+                pendingViolation
+                ?? HTTP2ConnectionError(
+                    code: .enhanceYourCalm,
+                    message: "more than \(limits.maxOwedControlFrames) PING, SETTINGS and RST_STREAM answers owed while the server does not read")
         }
     }
 
@@ -257,7 +261,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard glitches.spend(count, now: NIODeadline.now().uptimeNanoseconds.clampedToInt64) else {
             throw HTTP2ConnectionError(
                 code: .enhanceYourCalm,
-                message: "more than \(limits.glitchBurst) frames that do nothing useful (floods of PING, SETTINGS, PRIORITY, empty or unknown frames, frames on closed streams), above \(limits.glitchesPerSecond) per second")
+                message:
+                    "more than \(limits.glitchBurst) frames that do nothing useful (floods of PING, SETTINGS, PRIORITY, empty or unknown frames, frames on closed streams), above \(limits.glitchesPerSecond) per second"
+            )
         }
     }
 
@@ -363,31 +369,50 @@ final class ConnectionHandler: ChannelDuplexHandler {
         perform(machine.settingsReceived(maxConcurrentStreams: limit.map(Int.init)))
     }
 
-    /// DATA used `length` bytes of the connection's inbound window: opens it again once half is
-    /// used. Returns false if the server sent beyond it.
-    func connectionWindowUsed(_ length: Int) -> Bool {
+    /// DATA of `bodyBytes` on stream `id` used `length` bytes of the connection's inbound window:
+    /// opens it again once half is used, unless the window still holds all that the open streams
+    /// have left to send. Returns false if the server sent beyond it.
+    func connectionWindowUsed(_ length: Int, bodyBytes: Int = 0, on id: HTTP2StreamNumber? = nil) -> Bool {
         connectionReceiveWindow -= length
         guard connectionReceiveWindow >= 0 else { return false }
-        if connectionReceiveWindow < connectionWindowTarget / 2 {
+        if connectionReceiveWindow < connectionWindowTarget / 2, !windowHoldsWhatIsLeft(after: bodyBytes, on: id) {
             output.writeHTTP2WindowUpdate(stream: 0, increment: connectionWindowTarget - connectionReceiveWindow)
             connectionReceiveWindow = connectionWindowTarget
         }
         return true
     }
 
+    /// Whether every stream the server may still send on declared its body's length, and the
+    /// connection window holds what is left of them (after `bytes` just read on `id`) with the
+    /// streams' padding slack: an update would then only be written to a server that may close
+    /// the connection after its last DATA frame. A stream opened later is checked on its DATA.
+    private func windowHoldsWhatIsLeft(after bytes: Int, on id: HTTP2StreamNumber?) -> Bool {
+        var needed = 0
+        for (streamID, stream) in streams where stream.machine.remoteOpen {
+            guard let left = stream.machine.bodyBytesLeft else { return false }
+            needed += left - (streamID == id ? bytes : 0) + HTTP2StreamStateMachine.paddingSlack
+            if needed > connectionReceiveWindow { return false }
+        }
+        return !streams.isEmpty
+    }
+
     private func goAwayRead(lastStreamID: HTTP2StreamNumber, code: HTTP2Code, debugData: String) {
         let last = Int(lastStreamID)
         shared.goAwayLastStreamID.store(min(last, shared.goAwayLastStreamID.load(ordering: .relaxed)), ordering: .relaxed)
         if code != .noError {
-            logger.warning("GOAWAY with error", metadata: [
-                "address": "\(address)", "subconnection": "\(id)", "code": "\(code)",
-                "last_stream_id": "\(last)", "debug_data": "\(debugData)",
-            ])
+            logger.warning(
+                "GOAWAY with error",
+                metadata: [
+                    "address": "\(address)", "subconnection": "\(id)", "code": "\(code)",
+                    "last_stream_id": "\(last)", "debug_data": "\(debugData)",
+                ])
         }
-        logger.debug("GOAWAY received", metadata: [
-            "address": "\(address)", "subconnection": "\(id)", "code": "\(code)",
-            "last_stream_id": "\(last)", "open_streams": "\(machine.openStreams)",
-        ])
+        logger.debug(
+            "GOAWAY received",
+            metadata: [
+                "address": "\(address)", "subconnection": "\(id)", "code": "\(code)",
+                "last_stream_id": "\(last)", "open_streams": "\(machine.openStreams)",
+            ])
         // Streams above the last one the server processes were never seen: they fail as refused
         // and are sent again elsewhere (RFC 9113 §6.8).
         for stream in streams.keys.sorted() where stream > lastStreamID {
@@ -595,8 +620,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func drainTimedOut() {
         shared.closedAtDrainDeadline.store(true, ordering: .relaxed)
-        logger.debug("drain deadline reached; closing with streams open",
-                     metadata: ["address": "\(address)", "subconnection": "\(id)", "open_streams": "\(machine.openStreams)"])
+        logger.debug(
+            "drain deadline reached; closing with streams open",
+            metadata: ["address": "\(address)", "subconnection": "\(id)", "open_streams": "\(machine.openStreams)"])
         perform(machine.abort(.connectionError("drain deadline reached")))
     }
 }

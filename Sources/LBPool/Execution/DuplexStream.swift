@@ -108,8 +108,9 @@ public final class DuplexStream: Sendable {
                 if failure.kind == .unprocessed, try await reopenIfUnwritten(attempt) { continue }
                 throw failure.poolError(reopened: state.withLock { $0.reopened })
             } catch is ResponseHeadTaken {
-                throw LBPoolError(.invalidRequest, "the response head was already taken: call response() once",
-                                  address: attempt.subconnection.address)
+                throw LBPoolError(
+                    .invalidRequest, "the response head was already taken: call response() once",
+                    address: attempt.subconnection.address)
             }
         }
     }

@@ -165,8 +165,9 @@ extension LBPool {
                     let failedStatus = configuration.outlierDetection?.failureStatuses.contains(response.status.code) ?? false
                     recordOutcome(subconnection, success: !failedStatus)
                     if policy.retryableStatuses.contains(response.status.code) {
-                        let decision = decide(.retryableStatus(retryAfter: response.headerFields[.retryAfter]), body: body,
-                                              transparentRetries: transparentRetries, retries: &retries)
+                        let decision = decide(
+                            .retryableStatus(retryAfter: response.headerFields[.retryAfter]), body: body,
+                            transparentRetries: transparentRetries, retries: &retries)
                         if case .stop(let reason) = decision {
                             stop = reason
                             if reason == .budgetExhausted { noteBudgetExhausted(subconnection.address) }
@@ -179,10 +180,11 @@ extension LBPool {
                     }
                     retryBudget.record(success: stop == nil)
                     do {
-                        return try await handle(StreamingResponse(
-                            head: response, body: ResponseBody(stream), servedBy: subconnection.address,
-                            connectionClosing: subconnection.shared.closing,
-                            attempts: retries.attempts, retryStop: stop))
+                        return try await handle(
+                            StreamingResponse(
+                                head: response, body: ResponseBody(stream), servedBy: subconnection.address,
+                                connectionClosing: subconnection.shared.closing,
+                                attempts: retries.attempts, retryStop: stop))
                     } catch var error as LBPoolError {
                         // The body failed under the handler (or was too large): this address's.
                         error.address = error.address ?? subconnection.address
@@ -208,16 +210,18 @@ extension LBPool {
                     failure = LBPoolError(.connectionFailed, "request not processed", address: attempt.address, underlying: attempt.underlying)
                 case .deadlineExceeded:
                     recordOutcome(subconnection, success: false)
-                    throw LBPoolError(.deadlineExceeded, "no response head within \(timeout)",
-                                      address: attempt.address, underlying: attempt.underlying)
+                    throw LBPoolError(
+                        .deadlineExceeded, "no response head within \(timeout)",
+                        address: attempt.address, underlying: attempt.underlying)
                 case .notSendable:
                     throw LBPoolError(.invalidRequest, "\(attempt.underlying)", address: attempt.address)
                 case .mayHaveBeenProcessed:
                     outcome = .failedAfterSending
                     var reason = attempt.closeReason.map { " (connection: \($0))" } ?? ""
                     if attempt.closedAtDrainDeadline { reason += "; closed at the drain deadline" }
-                    failure = LBPoolError(.requestFailed, "request failed after it was sent" + reason,
-                                          address: attempt.address, underlying: attempt.underlying)
+                    failure = LBPoolError(
+                        .requestFailed, "request failed after it was sent" + reason,
+                        address: attempt.address, underlying: attempt.underlying)
                 }
             }
             if outcome == .failedAfterSending {
@@ -275,8 +279,9 @@ extension LBPool {
                 // transport failure after sending, and may be retried as one.
                 throw IncompleteResponse(error: error)
             }
-            return Response(head: response.head, body: collected, servedBy: response.servedBy,
-                            attempts: response.attempts, retryStop: response.retryStop, trailers: response.body.trailers)
+            return Response(
+                head: response.head, body: collected, servedBy: response.servedBy,
+                attempts: response.attempts, retryStop: response.retryStop, trailers: response.body.trailers)
         }
     }
 
@@ -323,16 +328,21 @@ extension LBPool {
                 // All full (or all started draining since the snapshot): wait for a free stream
                 // or a new connection, within the deadline.
             } else if let resolution = balancer.pickerState.current().snapshot.resolution, resolution.addresses.isEmpty,
-                      let error = resolution.error, error.kind == .noRecords {
+                let error = resolution.error, error.kind == .noRecords
+            {
                 throw LBPoolError(.noAddresses, "\(error)", underlying: error)
             }
             if ContinuousClock.now >= deadline {
                 let snapshot = balancer.pickerState.current().snapshot
-                var message = endpoints.isEmpty
+                var message =
+                    endpoints.isEmpty
                     ? "no ready connection to \(target) before the deadline"
                     : "every connection to \(target) stayed at the server's stream limit until the deadline"
-                if let error = snapshot.resolution?.error { message += "; \(error)" }
-                else if snapshot.resolution == nil { message += "; the name has not resolved yet" }
+                if let error = snapshot.resolution?.error {
+                    message += "; \(error)"
+                } else if snapshot.resolution == nil {
+                    message += "; the name has not resolved yet"
+                }
                 if let connectionError = snapshot.lastConnectionError { message += "; last dial: \(connectionError)" }
                 throw LBPoolError(.deadlineExceeded, message)
             }

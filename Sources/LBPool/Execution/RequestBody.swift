@@ -19,9 +19,11 @@ public struct RequestBody: Sendable {
     /// `content-length`.
     public static func stream<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, length: Int? = nil) -> RequestBody
     where Chunks.Element == ByteBuffer {
-        RequestBody(storage: .stream(StreamedBody(length: length) { write in
-            for try await chunk in chunks { try await write(chunk) }
-        }))
+        RequestBody(
+            storage: .stream(
+                StreamedBody(length: length) { write in
+                    for try await chunk in chunks { try await write(chunk) }
+                }))
     }
 
     /// The `content-length` to announce, if known.

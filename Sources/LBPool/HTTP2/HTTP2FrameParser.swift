@@ -123,11 +123,13 @@ struct HTTP2FrameParser {
     private mutating func parse(type: UInt8, flags: UInt8, stream: HTTP2StreamNumber, payload: ByteBuffer) throws(HTTP2ConnectionError) -> HTTP2InboundFrame? {
         if let open = openBlock {
             guard type == HTTP2FrameType.continuation, stream == open.stream else {
-                throw HTTP2ConnectionError(code: .protocolError, message: "expected CONTINUATION of stream \(open.stream), got frame type \(type) on stream \(stream)")
+                throw HTTP2ConnectionError(
+                    code: .protocolError, message: "expected CONTINUATION of stream \(open.stream), got frame type \(type) on stream \(stream)")
             }
             let continuations = open.continuations + 1
             guard continuations <= maxContinuationFrames else {
-                throw HTTP2ConnectionError(code: .enhanceYourCalm, message: "header block of stream \(stream) in more than \(maxContinuationFrames) CONTINUATION frames")
+                throw HTTP2ConnectionError(
+                    code: .enhanceYourCalm, message: "header block of stream \(stream) in more than \(maxContinuationFrames) CONTINUATION frames")
             }
             var block = open.block
             if payload.readableBytes == 0 {

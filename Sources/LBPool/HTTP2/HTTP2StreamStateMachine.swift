@@ -63,6 +63,9 @@ struct HTTP2StreamStateMachine {
 
     /// Whether the server may still send on the stream.
     var remoteOpen: Bool { state == .open || state == .halfClosedLocal }
+    /// What the server has left to send of a body whose length it declared; `nil` while the
+    /// length is not known.
+    var bodyBytesLeft: Int? { expectedLength.map { $0 - receivedLength } }
     /// Whether the client may still send on the stream.
     var localOpen: Bool { state == .open || state == .halfClosedRemote }
     /// The next header block of the stream is trailers, not a head.
@@ -165,16 +168,30 @@ struct HTTP2StreamStateMachine {
     }
 
     /// The reader took `bytes` of the body; returns the increment of a WINDOW_UPDATE to send,
-    /// or `nil` when the server will send no more.
+    /// or `nil` when none is needed: the server will send no more, or the window already holds
+    /// what its content-length has left, plus ``paddingSlack``. Past that, an update would only
+    /// be written to a server that may be closing the connection after its last DATA frame.
     mutating func bodyConsumed(_ bytes: Int) -> Int? {
         guard bytes > 0, remoteOpen else { return nil }
-        receiveWindow += bytes
-        return bytes
+        var increment = bytes
+        if let expectedLength {
+            let needed = expectedLength - receivedLength + Self.paddingSlack
+            increment = min(bytes, needed - receiveWindow)
+            guard increment > 0 else { return nil }
+        }
+        receiveWindow += increment
+        return increment
     }
+
+    /// Window kept beyond a declared body's remaining bytes: room for the padding of its last
+    /// frames (at most 256 bytes a frame), so that a server that pads is never held back.
+    static let paddingSlack = 16_384
 
     /// Padding of a DATA frame never reaches the reader: its window is given back at once.
     mutating func paddingDiscarded(_ bytes: Int) -> Int? {
-        bodyConsumed(bytes)
+        guard bytes > 0, remoteOpen else { return nil }
+        receiveWindow += bytes
+        return bytes
     }
 
     // MARK: - Helpers

@@ -68,7 +68,8 @@ struct HeaderBlockEncoder {
 
     private mutating func encodePseudoHeaders(_ head: RequestHead, into buffer: inout ByteBuffer) {
         if let last = lastPseudoHeaders, last.tableGeneration == table.generation, last.method == head.method,
-           last.path == head.path, last.authority == head.authority, last.scheme == head.scheme {
+            last.path == head.path, last.authority == head.authority, last.scheme == head.scheme
+        {
             buffer.writeBytes(last.bytes)
             return
         }

@@ -110,9 +110,11 @@ final class PoolMetrics: Sendable {
             }
             var update: [(Gauge, Int)] = []
             for (address, count) in counts {
-                let trio = gauges[address] ?? ["connecting", "ready", "draining"].map { state in
-                    Gauge(label: "lbpool_connections", dimensions: [("address", address.description), ("state", state)], factory: factory)
-                }
+                let trio =
+                    gauges[address]
+                    ?? ["connecting", "ready", "draining"].map { state in
+                        Gauge(label: "lbpool_connections", dimensions: [("address", address.description), ("state", state)], factory: factory)
+                    }
                 gauges[address] = trio
                 update += [(trio[0], count.connecting), (trio[1], count.ready), (trio[2], count.draining)]
             }

@@ -93,15 +93,16 @@ extension ReadyEndpoints {
     /// ```
     public init(testing endpoints: [TestEndpoint]) {
         var next: UInt64 = 0
-        self.init(endpoints.map { endpoint in
-            let subconnections = (0..<Swift.max(endpoint.readySubconnections, 1)).map { index in
-                next += 1
-                let subconnection = Subconnection(id: SubconnectionID(next), address: endpoint.address)
-                subconnection.shared.isAvailable.store(true, ordering: .releasing)
-                if index == 0 { subconnection.shared.inFlight.store(endpoint.inFlight, ordering: .relaxed) }
-                return subconnection
-            }
-            return EndpointSnapshot(address: endpoint.address, subconnections: subconnections)
-        })
+        self.init(
+            endpoints.map { endpoint in
+                let subconnections = (0..<Swift.max(endpoint.readySubconnections, 1)).map { index in
+                    next += 1
+                    let subconnection = Subconnection(id: SubconnectionID(next), address: endpoint.address)
+                    subconnection.shared.isAvailable.store(true, ordering: .releasing)
+                    if index == 0 { subconnection.shared.inFlight.store(endpoint.inFlight, ordering: .relaxed) }
+                    return subconnection
+                }
+                return EndpointSnapshot(address: endpoint.address, subconnections: subconnections)
+            })
     }
 }

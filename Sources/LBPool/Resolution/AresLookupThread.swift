@@ -77,12 +77,14 @@ final class AresLookupThread: Sendable {
         let loop = AresLoop(owner: self, channel: channel)
         let context = Unmanaged.passRetained(loop).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            guard let context else { return nil }
-            let loop = Unmanaged<AresLoop>.fromOpaque(context).takeRetainedValue()
-            loop.run()
-            return nil
-        }, context)
+        let rc = pthread_create(
+            &thread, nil,
+            { context in
+                guard let context else { return nil }
+                let loop = Unmanaged<AresLoop>.fromOpaque(context).takeRetainedValue()
+                loop.run()
+                return nil
+            }, context)
         guard rc == 0 else {
             Unmanaged<AresLoop>.fromOpaque(context).release()
             ares_destroy(channel)
@@ -223,16 +225,18 @@ private final class AresLoop {
         let lookup = PendingLookup(submission)
         pending.append(lookup)
         let context = Unmanaged.passRetained(lookup).toOpaque()
-        ares_search(channel, submission.name, 1 /* C_IN */, submission.type.rawValue, { context, status, _, answer, length in
-            guard let context else { return }
-            let lookup = Unmanaged<PendingLookup>.fromOpaque(context).takeRetainedValue()
-            guard !lookup.finished else { return }
-            if status != ARES_SUCCESS {
-                lookup.finish(.failure(status: status, message: AresLookupThread.message(status)))
-                return
-            }
-            lookup.finish(AresAnswerParser.parse(answer, length: length, type: lookup.submission.type))
-        }, context)
+        ares_search(
+            channel, submission.name, 1 /* C_IN */, submission.type.rawValue,
+            { context, status, _, answer, length in
+                guard let context else { return }
+                let lookup = Unmanaged<PendingLookup>.fromOpaque(context).takeRetainedValue()
+                guard !lookup.finished else { return }
+                if status != ARES_SUCCESS {
+                    lookup.finish(.failure(status: status, message: AresLookupThread.message(status)))
+                    return
+                }
+                lookup.finish(AresAnswerParser.parse(answer, length: length, type: lookup.submission.type))
+            }, context)
     }
 
     private func pollTimeoutMilliseconds() -> Int32 {

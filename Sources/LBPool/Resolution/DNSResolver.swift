@@ -72,8 +72,9 @@ public struct DNSResolver: Resolver {
                 throw .init(setting: "dns.tries", value: "\(tries)", reason: "must be at least 1")
             }
             guard maxRefreshInterval >= minRefreshInterval else {
-                throw .init(setting: "dns.maxRefreshInterval", value: "\(maxRefreshInterval)",
-                            reason: "must not be below dns.minRefreshInterval (\(minRefreshInterval))")
+                throw .init(
+                    setting: "dns.maxRefreshInterval", value: "\(maxRefreshInterval)",
+                    reason: "must not be below dns.minRefreshInterval (\(minRefreshInterval))")
             }
         }
     }
@@ -212,9 +213,10 @@ final class DNSRefreshLoop: Sendable {
             for type in types {
                 group.addTask {
                     await withCheckedContinuation { continuation in
-                        thread.lookup(.init(name: name, type: type, deadline: deadline) { outcome in
-                            continuation.resume(returning: outcome)
-                        })
+                        thread.lookup(
+                            .init(name: name, type: type, deadline: deadline) { outcome in
+                                continuation.resume(returning: outcome)
+                            })
                     }
                 }
             }

@@ -48,7 +48,9 @@ public final class WindowedRetryBudget: RetryBudget {
     }
 
     /// With an injected clock, for tests.
-    init(percentCanRetry: Double, minRetriesPerSecond: Int, window: Duration, now: @escaping @Sendable () -> ContinuousClock.Instant) throws(LBPoolConfigurationError) {
+    init(percentCanRetry: Double, minRetriesPerSecond: Int, window: Duration, now: @escaping @Sendable () -> ContinuousClock.Instant)
+        throws(LBPoolConfigurationError)
+    {
         guard (0...1).contains(percentCanRetry) else {
             throw .init(setting: "retryBudget.percentCanRetry", value: "\(percentCanRetry)", reason: "must be in 0...1")
         }

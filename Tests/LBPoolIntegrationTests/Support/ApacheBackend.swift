@@ -14,15 +14,17 @@ enum ApacheBackend {
     static func launch(ip: String, port: Int, tls: InteropBackend.TLS?, in folder: URL) throws -> InteropLaunch {
         let apache = try requireTool("apache2", package: "apache2-bin")
         guard FileManager.default.fileExists(atPath: "\(modules)/mod_http2.so"),
-              FileManager.default.fileExists(atPath: "\(modules)/mod_lua.so")
+            FileManager.default.fileExists(atPath: "\(modules)/mod_lua.so")
         else {
-            throw SetupError(description: "mod_http2 or mod_lua missing in \(modules): install them with `apt-get install -y apache2-bin` (or run `make test`, which does)")
+            throw SetupError(
+                description: "mod_http2 or mod_lua missing in \(modules): install them with `apt-get install -y apache2-bin` (or run `make test`, which does)")
         }
         let dir = folder.path
         _ = try writeBigBodyFile(in: folder)
         // The handler reads the whole body (mod_lua's r:requestbody) and reports its length and
         // Adler-32 in response header fields, which the access log writes down.
-        try writeInteropFile(#"""
+        try writeInteropFile(
+            #"""
             function handle(r)
               r.content_type = "text/plain"
               if r.method == "POST" then
@@ -41,23 +43,25 @@ enum ApacheBackend {
               return apache2.OK
             end
             """#, named: "handler.lua", in: folder)
-        let tlsConfig = tls.map { tls in
-            """
-            LoadModule socache_shmcb_module \(modules)/mod_socache_shmcb.so
-            LoadModule ssl_module \(modules)/mod_ssl.so
-            SSLSessionCache "shmcb:\(dir)/ssl_cache(65536)"
-            SSLEngine on
-            SSLCertificateFile "\(tls.certificate)"
-            SSLCertificateKeyFile "\(tls.key)"
-            Protocols h2 http/1.1
-            """
-        } ?? """
-            Protocols h2c http/1.1
-            H2Direct on
-            """
+        let tlsConfig =
+            tls.map { tls in
+                """
+                LoadModule socache_shmcb_module \(modules)/mod_socache_shmcb.so
+                LoadModule ssl_module \(modules)/mod_ssl.so
+                SSLSessionCache "shmcb:\(dir)/ssl_cache(65536)"
+                SSLEngine on
+                SSLCertificateFile "\(tls.certificate)"
+                SSLCertificateKeyFile "\(tls.key)"
+                Protocols h2 http/1.1
+                """
+            } ?? """
+                Protocols h2c http/1.1
+                H2Direct on
+                """
         // Started as root, Apache's children must drop to an unprivileged user.
         let user = runningAsRoot ? "User www-data\nGroup www-data" : ""
-        try writeInteropFile("""
+        try writeInteropFile(
+            """
             ServerRoot "\(dir)"
             DefaultRuntimeDir "\(dir)"
             PidFile "\(dir)/httpd.pid"

@@ -13,25 +13,27 @@ enum H2OBackend {
         let h2o = try requireTool("h2o", package: "h2o")
         let dir = folder.path
         let big = try writeBigBodyFile(in: folder)
-        let listen = tls.map { tls in
-            """
-            listen:
-              host: \(ip)
-              port: \(port)
-              ssl:
-                certificate-file: \(tls.certificate)
-                key-file: \(tls.key)
-            """
-        } ?? """
-            listen:
-              host: \(ip)
-              port: \(port)
-            """
+        let listen =
+            tls.map { tls in
+                """
+                listen:
+                  host: \(ip)
+                  port: \(port)
+                  ssl:
+                    certificate-file: \(tls.certificate)
+                    key-file: \(tls.key)
+                """
+            } ?? """
+                listen:
+                  host: \(ip)
+                  port: \(port)
+                """
         // Started as root, h2o drops to an unprivileged user.
         let user = runningAsRoot ? "user: nobody" : ""
         // The handler reads the whole body and reports its length and Adler-32 in response
         // header fields, which the access log writes down.
-        try writeInteropFile(#"""
+        try writeInteropFile(
+            #"""
             \#(listen)
             \#(user)
             num-threads: 1

@@ -29,7 +29,11 @@ enum HypercornBackend {
             try runCommand(python, ["-c", "import hypercorn"])
             return .success(())
         } catch {
-            return .failure(SetupError(description: "hypercorn is missing for the python3 on PATH: install it with `python3 -m pip install hypercorn` (or run `make deps`, which does): \(error)"))
+            return .failure(
+                SetupError(
+                    description:
+                        "hypercorn is missing for the python3 on PATH: install it with `python3 -m pip install hypercorn` (or run `make deps`, which does): \(error)"
+                ))
         }
     }()
 

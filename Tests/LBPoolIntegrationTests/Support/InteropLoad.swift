@@ -70,7 +70,9 @@ final class InteropLoad: Sendable {
         defer { state.withLock { $0.workersDone += 1 } }
         for _ in 0..<maxRequestsPerWorker {
             guard !state.withLock({ $0.stopped }), ContinuousClock.now < deadline else { return }
-            let number = state.withLock { $0.counter += 1; return $0.counter }
+            let number = state.withLock {
+                $0.counter += 1; return $0.counter
+            }
             await send(pool, id: "load-\(worker)-\(number)", number: number)
         }
     }

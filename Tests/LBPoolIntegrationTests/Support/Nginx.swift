@@ -23,16 +23,21 @@ final class NginxBackend: @unchecked Sendable {
     /// - Parameters:
     ///   - bodyBytes: Serve a body of this size at `/` instead of the address.
     ///   - limitRate: nginx `limit_rate` for that body, e.g. `128k`: a slow pod.
-    init(ip: String, port: Int, keepaliveRequests: Int = 1_000_000, status: Int = 200, bodyBytes: Int? = nil,
-         limitRate: String? = nil, tls: TLS? = nil, http1Only: Bool = false, extraServerConfig: String = "") throws {
+    init(
+        ip: String, port: Int, keepaliveRequests: Int = 1_000_000, status: Int = 200, bodyBytes: Int? = nil,
+        limitRate: String? = nil, tls: TLS? = nil, http1Only: Bool = false, extraServerConfig: String = ""
+    ) throws {
         self.nginx = try requireTool("nginx", package: "nginx-light")
         self.ip = ip
         self.port = port
         self.folder = try makeWorkFolder("nginx-\(ip)")
         let dir = folder.path
-        let listen = http1Only ? "listen \(ip):\(port);"
+        let listen =
+            http1Only
+            ? "listen \(ip):\(port);"
             : tls == nil ? "listen \(ip):\(port) http2;" : "listen \(ip):\(port) ssl http2;"
-        let rootLocation = bodyBytes == nil
+        let rootLocation =
+            bodyBytes == nil
             ? "location / { return \(status) \"\(ip)\\n\"; }"
             : "location / { default_type application/octet-stream; root \(dir); try_files /body.bin =404; \(limitRate.map { "limit_rate \($0);" } ?? "") }"
         let tlsConfig = tls.map { "ssl_certificate \($0.certificate);\n    ssl_certificate_key \($0.key);" } ?? ""

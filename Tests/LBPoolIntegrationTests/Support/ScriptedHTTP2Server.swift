@@ -53,13 +53,14 @@ final class ScriptedHTTP2Server: Sendable {
                     state.update { server in
                         let connection = ScriptedConnection(number: server.connections.count + 1, channel: channel, record: record)
                         server.connections.append(connection)
-                        server.scripts.append(Task {
-                            do {
-                                try await script(connection)
-                            } catch {
-                                state.update { $0.scriptFailures.append("connection \(connection.number): \(error)") }
-                            }
-                        })
+                        server.scripts.append(
+                            Task {
+                                do {
+                                    try await script(connection)
+                                } catch {
+                                    state.update { $0.scriptFailures.append("connection \(connection.number): \(error)") }
+                                }
+                            })
                     }
                 }
             }
@@ -398,8 +399,9 @@ private final class ClientFrameReader: ChannelInboundHandler {
         }
         var frames: [ClientFrame] = []
         while prefaceRead, buffer.readableBytes >= 9,
-              let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self).map({ Int($0 >> 8) }),
-              buffer.readableBytes >= 9 + length {
+            let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self).map({ Int($0 >> 8) }),
+            buffer.readableBytes >= 9 + length
+        {
             buffer.moveReaderIndex(forwardBy: 3)
             let type = buffer.readInteger(as: UInt8.self) ?? 0
             let flags = buffer.readInteger(as: UInt8.self) ?? 0
@@ -562,9 +564,11 @@ enum H2 {
     }
 
     static func name(ofErrorCode code: UInt32) -> String {
-        let names = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT", "STREAM_CLOSED",
-                     "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM",
-                     "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"]
+        let names = [
+            "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT", "STREAM_CLOSED",
+            "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM",
+            "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
+        ]
         return Int(code) < names.count ? names[Int(code)] : "0x\(String(code, radix: 16))"
     }
 }

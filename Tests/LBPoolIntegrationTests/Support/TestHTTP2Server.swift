@@ -167,7 +167,8 @@ private final class RequestCollector: ChannelInboundHandler {
                 answeredEarly = true
                 let head = HPACKHeaders([(":status", "200")])
                 context.write(NIOAny(HTTP2Frame.FramePayload.headers(.init(headers: head))), promise: nil)
-                context.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: "early")), endStream: true))), promise: nil)
+                context.writeAndFlush(
+                    NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: "early")), endStream: true))), promise: nil)
                 context.channel.setOption(.autoRead, value: false).whenFailure { _ in }
             }
             if frame.endStream { deliver(context) }
