@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
@@ -7,6 +7,11 @@ let package = Package(
     products: [
         .library(name: "LBPool", targets: ["LBPool"]),
         .executable(name: "RoundRobinClient", targets: ["RoundRobinClient"]),
+    ],
+    traits: [
+        // The entry points the nested Benchmarks package measures internals through
+        // (`BenchmarkHooks`); off by default, so no user's build contains them.
+        .trait(name: "BenchmarkHooks", description: "Internals for the Benchmarks package; not API."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 // Benchmarks of swift-lbpool, kept apart so that the library does not depend on what only
@@ -7,7 +7,7 @@ let package = Package(
     name: "swift-lbpool-benchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "swift-lbpool", path: ".."),
+        .package(name: "swift-lbpool", path: "..", traits: ["BenchmarkHooks"]),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

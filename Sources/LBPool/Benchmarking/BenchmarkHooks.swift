@@ -1,5 +1,7 @@
+#if BenchmarkHooks
 /// Entry points for the nested `Benchmarks` package, which measures internals that the public
-/// API does not reach. Not API: anything here may change in any release.
+/// API does not reach. Built only with the package trait `BenchmarkHooks`, which only that
+/// package enables: no user's build has them. Not API: anything here may change in any release.
 @_spi(Benchmarks)
 public enum BenchmarkHooks {
     /// `count` distinct addresses on one port, as a resolver would report them.
@@ -56,3 +58,4 @@ public enum BenchmarkHooks {
         }
     }
 }
+#endif
