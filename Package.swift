@@ -11,7 +11,7 @@ let package = Package(
     traits: [
         // The entry points the nested Benchmarks package measures internals through
         // (`BenchmarkHooks`); off by default, so no user's build contains them.
-        .trait(name: "BenchmarkHooks", description: "Internals for the Benchmarks package; not API."),
+        .trait(name: "BenchmarkHooks", description: "Internals for the Benchmarks package; not API.")
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
