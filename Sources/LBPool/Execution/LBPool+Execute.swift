@@ -257,55 +257,26 @@ extension LBPool {
     }
 
     /// Picks a ready subconnection with a free stream and reserves that stream, waiting for one
-    /// until `deadline`. Prefers an endpoint other than `avoiding` when another is ready.
+    /// until `deadline` (``Balancer/pick(with:until:avoiding:)``); a failure becomes the
+    /// caller's ``LBPoolError``.
     func pickSubconnection(until deadline: ContinuousClock.Instant, avoiding: ResolvedAddress?) async throws -> Subconnection {
-        while true {
-            let (endpoints, isShuttingDown, version) = balancer.pickerState.forPick()
-            if isShuttingDown {
+        do {
+            return try await balancer.pick(with: picker, until: deadline, avoiding: avoiding)
+        } catch let failure as PickFailure {
+            switch failure {
+            case .shuttingDown:
                 throw LBPoolError(.shutdown, "the pool for \(target) is shutting down")
-            }
-            if !endpoints.isEmpty {
-                var index = picker.pick(from: endpoints)
-                if let avoiding, endpoints.count > 1, endpoints.storage[index].address == avoiding {
-                    index = picker.pick(from: endpoints)
-                }
-                balancer.metrics.picks.increment()
-                if let subconnection = endpoints.storage[index].leastLoadedSubconnection() {
-                    if subconnection.shared.tryReserve() { return subconnection }
-                    // Every connection of this address has all the streams its server allows:
-                    // ask for one more connection, and meanwhile use any address with room.
-                    balancer.connectionsFull(subconnection.address)
-                }
-                for endpoint in endpoints.storage {
-                    if let subconnection = endpoint.leastLoadedSubconnection(), subconnection.shared.tryReserve() {
-                        return subconnection
-                    }
-                }
-                // All full (or all started draining since the snapshot): wait for a free stream
-                // or a new connection, within the deadline.
-            } else if let resolution = balancer.pickerState.current().snapshot.resolution, resolution.addresses.isEmpty,
-                let error = resolution.error, error.kind == .noRecords
-            {
+            case .noAddresses(let error):
                 throw LBPoolError(.noAddresses, "\(error)", underlying: error)
-            }
-            if ContinuousClock.now >= deadline {
-                let snapshot = balancer.pickerState.current().snapshot
+            case .deadline(let allFull, let resolutionError, let resolved, let lastDial):
                 var message =
-                    endpoints.isEmpty
-                    ? "no ready connection to \(target) before the deadline"
-                    : "every connection to \(target) stayed at the server's stream limit until the deadline"
-                if let error = snapshot.resolution?.error {
-                    message += "; \(error)"
-                } else if snapshot.resolution == nil {
-                    message += "; the name has not resolved yet"
-                }
-                if let connectionError = snapshot.lastConnectionError { message += "; last dial: \(connectionError)" }
+                    allFull
+                    ? "every connection to \(target) stayed at the server's stream limit until the deadline"
+                    : "no ready connection to \(target) before the deadline"
+                if let resolutionError { message += "; \(resolutionError)" } else if !resolved { message += "; the name has not resolved yet" }
+                if let lastDial { message += "; last dial: \(lastDial)" }
                 throw LBPoolError(.deadlineExceeded, message)
             }
-            balancer.metrics.pendingRequests.increment()
-            await balancer.pickerState.waitForChange(after: version, until: deadline)
-            balancer.metrics.pendingRequests.decrement()
-            try Task.checkCancellation()
         }
     }
 }
