@@ -21,7 +21,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
 
         /// The lifetime of one connection; `random` is in `-1...1`.
         func jittered(random: Double) -> Duration {
-            lifetime * (1 + jitter * max(-1, min(1, random)))
+            Backoff.jittered(lifetime, by: jitter, random: random)
         }
     }
 

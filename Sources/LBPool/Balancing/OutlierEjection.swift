@@ -50,12 +50,7 @@ struct OutlierEjection: Sendable {
 
     /// The ejection time for the `ejections`-th ejection.
     func ejectionTime(_ ejections: Int) -> Duration {
-        var time = settings.baseEjectionTime
-        for _ in 1..<max(ejections, 1) {
-            time = time * 2
-            if time >= settings.maxEjectionTime { return settings.maxEjectionTime }
-        }
-        return min(time, settings.maxEjectionTime)
+        Backoff.capped(initial: settings.baseEjectionTime, multiplier: 2, maximum: settings.maxEjectionTime, attempt: ejections)
     }
 
     /// `consecutiveFailures` failures in a row (or one on probation) happened at `address`,

@@ -14,14 +14,8 @@ public struct ReconnectBackoff: Sendable, Hashable {
 
     /// The delay before attempt `attempt` (1 for the first retry). `random` is in `-1...1`.
     func delay(attempt: Int, random: Double) -> Duration {
-        var seconds = initial.seconds
-        for _ in 1..<max(attempt, 1) {
-            seconds *= multiplier
-            if seconds >= maximum.seconds { break }
-        }
-        seconds = min(seconds, maximum.seconds)
-        seconds *= 1 + jitter * max(-1, min(1, random))
-        return .milliseconds(Int64(max(seconds, 0) * 1000))
+        let delay = Backoff.capped(initial: initial, multiplier: multiplier, maximum: maximum, attempt: attempt)
+        return Backoff.jittered(delay, by: jitter, random: random)
     }
 
     func validate() throws(LBPoolConfigurationError) {

@@ -42,17 +42,12 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// The most this policy waits before attempt `attempt + 1`, `attempt` ≥ 1.
     func backoffCeiling(afterAttempt attempt: Int) -> Duration {
-        var ceiling = initialBackoff
-        for _ in 1..<max(attempt, 1) {
-            ceiling = ceiling * 2
-            if ceiling >= maxBackoff { return maxBackoff }
-        }
-        return min(ceiling, maxBackoff)
+        Backoff.capped(initial: initialBackoff, multiplier: 2, maximum: maxBackoff, attempt: attempt)
     }
 
     /// Full jitter: `random` in `0...1` scales the ceiling.
     func backoff(afterAttempt attempt: Int, random: Double) -> Duration {
-        backoffCeiling(afterAttempt: attempt) * max(0, min(1, random))
+        Backoff.fullJitter(backoffCeiling(afterAttempt: attempt), random: random)
     }
 
     func validate() throws(LBPoolConfigurationError) {
