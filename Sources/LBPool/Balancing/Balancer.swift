@@ -323,26 +323,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
 
     // MARK: - Active health checks
 
-    /// Probes `subconnection` every interval until it starts to go away.
+    /// Probes `subconnection` every interval until it starts to go away (``HealthChecker``).
     private func probeUntilClosed(_ subconnection: Subconnection, _ probe: HealthProbe) async {
-        let interval = probe.interval
-        while !Task.isCancelled, subconnection.shared.closing.reason == nil {
-            try? await Task.sleep(for: interval)
-            guard !Task.isCancelled, subconnection.shared.closing.reason == nil else { return }
-            // A connection at its stream limit is busy, not sick: skip this round.
-            guard subconnection.shared.tryReserve() else { continue }
-            let healthy: Bool
-            do {
-                healthy = try await subconnection.execute(
-                    head: probe.head, body: nil, deadline: .now() + TimeAmount(probe.timeout)
-                ) { response, _ in
-                    (200...399).contains(response.status.code)
-                }
-            } catch {
-                healthy = false
-            }
-            if subconnection.shared.release() { pickerState.capacityFreed() }
-            guard subconnection.shared.closing.reason == nil else { return }
+        let checker = HealthChecker(interval: probe.interval, timeout: probe.timeout, clock: ContinuousClock())
+        await checker.run(ProbedSubconnection(subconnection: subconnection, head: probe.head, balancer: self)) { healthy in
             applyActiveHealth(subconnection.address) { $0.probed(subconnection.id, at: subconnection.address, healthy: healthy) }
         }
     }

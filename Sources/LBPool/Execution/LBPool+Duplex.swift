@@ -82,6 +82,6 @@ extension LBPool {
 
     /// Gives back the stream slot a pick reserved.
     func release(_ subconnection: Subconnection) {
-        if subconnection.shared.release() { balancer.pickerState.capacityFreed() }
+        balancer.release(subconnection)
     }
 }
