@@ -16,8 +16,6 @@ final class EventBroadcaster: Sendable {
         self.bufferSize = bufferSize
     }
 
-    var hasSubscribers: Bool { state.withLock { !$0.subscribers.isEmpty } }
-
     func subscribe() -> AsyncStream<PoolEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: PoolEvent.self, bufferingPolicy: .bufferingNewest(bufferSize))
         let id = state.withLock { state -> UInt64? in

@@ -16,7 +16,8 @@ import HTTPTypes
 ///                   │            │
 ///                   └─▶ closed ◀─┘  END_STREAM the other way
 ///
-///   any state ── RST_STREAM sent or received ──▶ closed
+///   any state ── RST_STREAM received ──▶ closed
+///   (a stream the client resets is dropped with its machine at once)
 /// ```
 ///
 /// The response moves from awaiting its head (1xx heads are skipped) to its body, and may end
@@ -160,11 +161,6 @@ struct HTTP2StreamStateMachine {
         case .halfClosedRemote: state = .closed
         case .halfClosedLocal, .closed: break
         }
-    }
-
-    /// The client sent RST_STREAM.
-    mutating func resetSent() {
-        state = .closed
     }
 
     /// The reader took `bytes` of the body; returns the increment of a WINDOW_UPDATE to send,
