@@ -11,7 +11,6 @@ final class Balancer: SubconnectionDelegate, Sendable {
         case healthCheck(Subconnection)
         case run(Subconnection)
         case reconnect(ResolvedAddress, after: Duration)
-        case rotate(ResolvedAddress, SubconnectionID, after: Duration)
     }
 
     /// Maximum connection lifetime and its relative jitter.
@@ -144,12 +143,6 @@ final class Balancer: SubconnectionDelegate, Sendable {
                         try? await Task.sleep(for: delay)
                         guard !Task.isCancelled else { return }
                         self.ejectionEnded(address)
-                    }
-                case .rotate(let address, let id, let delay):
-                    group.addTask {
-                        try? await Task.sleep(for: delay)
-                        guard !Task.isCancelled else { return }
-                        self.apply { $0.rotationDue(id, address: address) }
                     }
                 }
             }
@@ -392,6 +385,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
     ) {
         var drains: [(Subconnection, ConnectionCloseReason)] = []
         var work: [Work] = []
+        var rotations: [(Subconnection, Duration)] = []
         var emitted: [PoolEvent] = []
         var snapshot: ReadyEndpoints?
         var finished = false
@@ -414,9 +408,9 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     if let subconnection = state.subconnections[id] { drains.append((subconnection, reason)) }
                 case .scheduleReconnect(let address, let attempt):
                     work.append(.reconnect(address, after: backoff.delay(attempt: attempt, random: .random(in: -1...1))))
-                case .scheduleRotation(let address, let id):
-                    if let rotation {
-                        work.append(.rotate(address, id, after: rotation.jittered(random: .random(in: -1...1))))
+                case .scheduleRotation(_, let id):
+                    if let rotation, let subconnection = state.subconnections[id] {
+                        rotations.append((subconnection, rotation.jittered(random: .random(in: -1...1))))
                     }
                 case .addressAdded(let address):
                     if state.ejection != nil { state.healthCounters[address] = OutcomeCounter() }
@@ -457,6 +451,12 @@ final class Balancer: SubconnectionDelegate, Sendable {
         if let reported { events.emit(reported) }
         for event in emitted { events.emit(event) }
         for (subconnection, reason) in drains { subconnection.drain(reason) }
+        // A rotation timer lives on the connection's event loop and dies with the connection:
+        // a connection closed early (GOAWAY, failure) leaves nothing waiting for its lifetime.
+        for (subconnection, lifetime) in rotations {
+            let id = subconnection.id, address = subconnection.address
+            subconnection.whileOpen(after: lifetime) { self.apply { $0.rotationDue(id, address: address) } }
+        }
         for item in work { workContinuation.yield(item) }
         if finished { workContinuation.finish() }
     }
