@@ -8,9 +8,12 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3))) struct SubsetIntegrationTests {
     static let ips = (1...30).map { "127.0.5.\($0)" }
 
-    func subsetPool(dns: DNSServer, port: Int, key: String) throws -> LBPool {
+    func subsetPool(
+        dns: DNSServer, port: Int, key: String, size: Int = 5, _ configure: (inout LBPool.Configuration) -> Void = { _ in }
+    ) throws -> LBPool {
         var configuration = testConfiguration(dns: dns)
-        configuration.subset = .init(size: 5, key: key)
+        configuration.subset = .init(size: size, key: key)
+        configure(&configuration)
         return try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
     }
 
@@ -98,12 +101,11 @@ import Testing
         let ips = Array(Self.ips.prefix(8))
         let (backends, dns, port) = try await startFleet(ips)
         defer { withExtendedLifetime((backends, dns)) {} }
-        var configuration = testConfiguration(dns: dns)
-        configuration.subset = .init(size: 3, key: "client-a")
-        var check = LBPool.Configuration.HealthCheck(path: "/healthz", interval: .milliseconds(100))
-        check.unhealthyThreshold = 1
-        configuration.healthCheck = check
-        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+        let pool = try subsetPool(dns: dns, port: port, key: "client-a", size: 3) { configuration in
+            var check = LBPool.Configuration.HealthCheck(path: "/healthz", interval: .milliseconds(100))
+            check.unhealthyThreshold = 1
+            configuration.healthCheck = check
+        }
         let events = pool.events()
         let load = InteropLoad()
         try await withRunningPool(pool) { pool in
