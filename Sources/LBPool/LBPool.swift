@@ -111,23 +111,27 @@ public final class LBPool: Service, Sendable {
             logger: logger
         )
         self.balancer = Balancer(
-            minConnections: configuration.minConnections,
-            maxConnections: configuration.maxConnections,
-            rotation: configuration.maxConnectionLifetime.map {
-                Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
-            },
-            outlierDetection: configuration.outlierDetection.map(OutlierEjection.Settings.init),
+            settings: BalancerStateMachine.Settings(
+                minConnections: configuration.minConnections,
+                maxConnections: configuration.maxConnections,
+                rotation: configuration.maxConnectionLifetime.map {
+                    Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
+                },
+                backoff: configuration.reconnectBackoff,
+                outlierDetection: configuration.outlierDetection.map(OutlierEjection.Settings.init),
+                healthThresholds: configuration.healthCheck.map {
+                    BalancerStateMachine.HealthThresholds(healthy: $0.healthyThreshold, unhealthy: $0.unhealthyThreshold)
+                },
+                subset: configuration.subset.map { RendezvousSubset(size: $0.size, key: $0.key ?? SubsetKey.drawn()) }),
             healthProbe: configuration.healthCheck.map { check in
                 Balancer.HealthProbe(
                     head: RequestHead(
                         HTTPRequest(method: .get, scheme: nil, authority: nil, path: check.path),
                         scheme: target.scheme.rawValue, authority: target.authority, bodyLength: nil),
-                    interval: check.interval, timeout: check.timeout,
-                    healthyThreshold: check.healthyThreshold, unhealthyThreshold: check.unhealthyThreshold)
+                    interval: check.interval, timeout: check.timeout)
             },
-            subset: configuration.subset.map { RendezvousSubset(size: $0.size, key: $0.key ?? SubsetKey.drawn()) },
-            settings: settings,
-            backoff: configuration.reconnectBackoff,
+            connector: SocketConnector(settings: settings),
+            timers: EventLoopTimers(eventLoop: eventLoopGroup.next()),
             metrics: PoolMetrics(factory: metrics ?? MetricsSystem.factory),
             logger: logger
         )

@@ -89,7 +89,7 @@ extension LBPool {
 
 extension Balancer {
     func connectionSnapshot(now: ContinuousClock.Instant) -> [PoolSnapshot.Address] {
-        withState { machine, subconnections, ejection, activeHealth in
+        withState { machine, subconnections in
             machine.endpoints.map { address, endpoint in
                 let connections = endpoint.subconnections.sorted { $0.key < $1.key }.map { id, state in
                     let subconnection = subconnections[id]
@@ -108,14 +108,14 @@ extension Balancer {
                     )
                 }
                 let health: PoolSnapshot.Address.Health
-                switch ejection?.health(of: address) ?? .healthy {
+                switch machine.ejection?.health(of: address) ?? .healthy {
                 case .healthy: health = .healthy
                 case .ejected: health = .ejected
                 case .probing: health = .probing
                 }
                 return PoolSnapshot.Address(
                     address: address, health: health,
-                    checks: activeHealth?.state(of: address) ?? .unknown, connections: connections)
+                    checks: machine.activeHealth?.state(of: address) ?? .unknown, connections: connections)
             }
             .sorted { ($0.address.ip, $0.address.port) < ($1.address.ip, $1.address.port) }
         }

@@ -4,13 +4,13 @@ import Testing
 @Suite struct BalancerRotationTests {
     let a = ResolvedAddress(ip: "10.0.0.1", port: 80)
 
-    func dials(_ actions: [BalancerStateMachine.Action]) -> [SubconnectionID] {
+    func dials(_ actions: [AddressReconciliation.Action]) -> [SubconnectionID] {
         actions.compactMap { if case .dial(_, let id) = $0 { return id } else { return nil } }
     }
 
     /// A machine with one ready subconnection, returned with its id.
-    func readyMachine(minConnections: Int = 1) -> (BalancerStateMachine, [SubconnectionID]) {
-        var machine = BalancerStateMachine(minConnections: minConnections, rotates: true)
+    func readyMachine(minConnections: Int = 1) -> (AddressReconciliation, [SubconnectionID]) {
+        var machine = AddressReconciliation(minConnections: minConnections, rotates: true)
         let ids = dials(machine.addressesResolved([a]))
         for id in ids {
             let actions = machine.subconnection(id, address: a, reported: .ready)

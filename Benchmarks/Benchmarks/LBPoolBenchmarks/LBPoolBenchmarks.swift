@@ -13,8 +13,13 @@ let benchmarks: @Sendable () -> Void = {
         maxDuration: .seconds(2)
     )
 
+    /// `count` distinct addresses on one port, as a resolver would report them.
+    func addresses(count: Int) -> [ResolvedAddress] {
+        (0..<count).map { ResolvedAddress(ip: "127.1.\($0 / 250).\($0 % 250 + 1)", port: 8080) }
+    }
+
     for count in [3, 100, 1000] {
-        let endpoints = BenchmarkHooks.readyEndpoints(count: count)
+        let endpoints = ReadyEndpoints(testing: addresses(count: count).map { .init(address: $0) })
         let roundRobin = RoundRobinPicker(start: 0)
         Benchmark("pick: round robin, \(count) endpoints", configuration: fast) { benchmark in
             for _ in benchmark.scaledIterations {
@@ -49,8 +54,8 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    let thousand = BenchmarkHooks.addresses(count: 1000)
-    let moved = BenchmarkHooks.addresses(count: 1010).suffix(1000).map { $0 }
+    let thousand = addresses(count: 1000)
+    let moved = addresses(count: 1010).suffix(1000).map { $0 }
     let slow = Benchmark.Configuration(
         metrics: [.wallClock, .mallocCountTotal],
         timeUnits: .microseconds,

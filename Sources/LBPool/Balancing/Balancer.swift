@@ -1,16 +1,15 @@
 import Logging
-import NIOCore
 import Synchronization
 
-/// Owns the endpoints of one pool: applies resolver updates, dials and drains subconnections,
-/// and publishes the picker snapshot. The decisions are the ``BalancerStateMachine``'s; this
-/// class performs its actions, outside the lock.
+/// Owns the endpoints of one pool: the shell around ``BalancerStateMachine``. It feeds the
+/// machine the resolver's updates, the subconnections' events, request outcomes and timer
+/// firings, one lock section each, and performs the actions it returns once the lock is left:
+/// subconnections through a ``SubconnectionConnector``, timers through ``BalancerTimers``,
+/// the picker snapshot, events, metrics and logs.
 final class Balancer: SubconnectionDelegate, Sendable {
     private enum Work: Sendable {
-        case endEjection(ResolvedAddress, after: Duration)
         case healthCheck(Subconnection)
         case run(Subconnection)
-        case reconnect(ResolvedAddress, after: Duration)
     }
 
     /// Maximum connection lifetime and its relative jitter.
@@ -24,62 +23,49 @@ final class Balancer: SubconnectionDelegate, Sendable {
         }
     }
 
-    /// This client's subset of the resolved addresses (``RendezvousSubset``).
-    struct SubsetState: Sendable {
-        let rendezvous: RendezvousSubset
-        /// Every resolved address, best-ranked first.
-        var ranking: [ResolvedAddress] = []
-        var resolved: Set<ResolvedAddress> = []
-        /// The subset last handed to the state machine, best-ranked first.
-        var members: [ResolvedAddress] = []
-    }
-
-    private struct State {
-        var machine: BalancerStateMachine
-        var subset: SubsetState?
-        /// Events a transition found, emitted with those of its actions once the lock is left.
-        var pendingEvents: [PoolEvent] = []
-        var subconnections: [SubconnectionID: Subconnection] = [:]
-        var ejection: OutlierEjection?
-        var healthCounters: [ResolvedAddress: OutcomeCounter] = [:]
-        var activeHealth: ActiveHealth?
-        /// Per address, what its GOAWAYs say of the server's streams per connection.
-        var streamCaps: [ResolvedAddress: StreamCapEstimate] = [:]
-
-        /// Out of use for the subset: ejected or on probation, or failing its health checks.
-        func isOut(_ address: ResolvedAddress) -> Bool {
-            if let ejection, ejection.health(of: address) != .healthy { return true }
-            return activeHealth?.state(of: address) == .unhealthy
-        }
-
-        /// Hands the subset of the latest ranking to the state machine, if it changed (or
-        /// `always`, after a resolution).
-        mutating func reselectSubset(always: Bool = false) -> [BalancerStateMachine.Action] {
-            guard var subset else { return [] }
-            let members = Array(subset.rendezvous.members(of: subset.ranking, out: isOut))
-            guard always || members != subset.members else { return [] }
-            subset.members = members
-            self.subset = subset
-            return machine.addressesResolved(members, stillResolved: subset.resolved)
-        }
-    }
-
     /// Active health checks (from ``LBPool/Configuration/HealthCheck``): the probe request's
-    /// head, how often and how long it may take, and the thresholds of ``ActiveHealth``.
+    /// head, how often and how long it may take. The thresholds are the state machine's.
     struct HealthProbe: Sendable {
         var head: RequestHead
         var interval: Duration
         var timeout: Duration
-        var healthyThreshold: Int
-        var unhealthyThreshold: Int
+    }
+
+    private struct RunningTimer {
+        var generation: UInt64
+        var timer: any CancellableTimer
+    }
+
+    private struct State {
+        var machine: BalancerStateMachine
+        var subconnections: [SubconnectionID: Subconnection] = [:]
+        /// Per address, its passive-health counter (outlier detection on), shared with its
+        /// subconnections so that the request path counts without this lock.
+        var counters: [ResolvedAddress: OutcomeCounter] = [:]
+        var timers: [BalancerStateMachine.Timer: RunningTimer] = [:]
+        var timerGenerations: UInt64 = 0
+    }
+
+    /// What one transition asks of the world, gathered under the lock, done after it.
+    private struct Effects {
+        var snapshot: ReadyEndpoints?
+        var counts: [ResolvedAddress: PoolMetrics.ConnectionCounts]?
+        var members: [ResolvedAddress: Int]?
+        var events: [PoolEvent] = []
+        var learned: [(ResolvedAddress, Int)] = []
+        var drains: [(Subconnection, ConnectionCloseReason)] = []
+        var cancelled: [any CancellableTimer] = []
+        var work: [Work] = []
+        var failures: [(ResolvedAddress, OutcomeCounter)] = []
+        var refresh = false
+        var finished = false
     }
 
     private let state: Mutex<State>
     private let workStream: AsyncStream<Work>
     private let workContinuation: AsyncStream<Work>.Continuation
-    private let settings: ConnectionSettings
-    private let backoff: ReconnectBackoff
-    private let rotation: Rotation?
+    private let connector: any SubconnectionConnector
+    private let timers: any BalancerTimers
     private let logger: Logger
     let pickerState = PickerState()
     let refreshRequests = RefreshRequests()
@@ -89,32 +75,24 @@ final class Balancer: SubconnectionDelegate, Sendable {
     let outlierDetection: OutlierEjection.Settings?
     private let healthProbe: HealthProbe?
 
+    /// - Parameter seed: Seeds the machine's jitter (reconnect delays, connection lifetimes).
     init(
-        minConnections: Int, maxConnections: Int, rotation: Rotation?, outlierDetection: OutlierEjection.Settings?,
-        healthProbe: HealthProbe?, subset: RendezvousSubset? = nil, settings: ConnectionSettings, backoff: ReconnectBackoff,
-        metrics: PoolMetrics, logger: Logger
+        settings: BalancerStateMachine.Settings, healthProbe: HealthProbe?, connector: any SubconnectionConnector,
+        timers: any BalancerTimers, seed: UInt64 = .random(in: .min ... .max), metrics: PoolMetrics, logger: Logger
     ) {
         self.metrics = metrics
-        self.outlierDetection = outlierDetection
-        self.healthProbe = healthProbe
-        self.state = Mutex(
-            State(
-                machine: BalancerStateMachine(minConnections: minConnections, maxConnections: maxConnections, rotates: rotation != nil),
-                subset: subset.map { SubsetState(rendezvous: $0) },
-                ejection: outlierDetection.map(OutlierEjection.init(settings:)),
-                activeHealth: healthProbe.map {
-                    ActiveHealth(healthyThreshold: $0.healthyThreshold, unhealthyThreshold: $0.unhealthyThreshold)
-                }
-            ))
-        self.rotation = rotation
+        self.outlierDetection = settings.outlierDetection
+        self.healthProbe = settings.healthThresholds == nil ? nil : healthProbe
+        self.state = Mutex(State(machine: BalancerStateMachine(settings: settings, seed: seed)))
         (self.workStream, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
-        self.settings = settings
-        self.backoff = backoff
+        self.connector = connector
+        self.timers = timers
         self.logger = logger
     }
 
     /// Runs resolution and every subconnection as child tasks; returns after ``shutDown()``
     /// once everything closed, or when the calling task is cancelled (closing everything).
+    /// Every timer still running is cancelled on the way out.
     func run(resolver: any Resolver, host: String, port: Int) async {
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -125,29 +103,20 @@ final class Balancer: SubconnectionDelegate, Sendable {
             for await work in workStream {
                 switch work {
                 case .run(let subconnection):
-                    group.addTask {
-                        await subconnection.run(settings: self.settings, delegate: self)
-                    }
-                case .reconnect(let address, let delay):
-                    group.addTask {
-                        try? await Task.sleep(for: delay)
-                        guard !Task.isCancelled else { return }
-                        self.apply { $0.reconnectDue(address) }
-                    }
+                    group.addTask { await self.connector.run(subconnection, delegate: self) }
                 case .healthCheck(let subconnection):
                     if let healthProbe {
                         group.addTask { await self.probeUntilClosed(subconnection, healthProbe) }
-                    }
-                case .endEjection(let address, let delay):
-                    group.addTask {
-                        try? await Task.sleep(for: delay)
-                        guard !Task.isCancelled else { return }
-                        self.ejectionEnded(address)
                     }
                 }
             }
             group.cancelAll()
         }
+        let running = state.withLock { state in
+            defer { state.timers = [:] }
+            return state.timers.values.map(\.timer)
+        }
+        for running in running { running.cancel() }
         events.finish()
     }
 
@@ -155,26 +124,20 @@ final class Balancer: SubconnectionDelegate, Sendable {
     /// the last one closed.
     func shutDown() {
         pickerState.update { $0.isShuttingDown = true }
-        apply { $0.shutDown() }
+        update { $0.shutDown() }
     }
 
     /// Reads the state machine and the live subconnections under the lock.
-    func withState<Result>(
-        _ body: (BalancerStateMachine, [SubconnectionID: Subconnection], OutlierEjection?, ActiveHealth?) -> Result
-    ) -> Result {
-        state.withLock { body($0.machine, $0.subconnections, $0.ejection, $0.activeHealth) }
+    func withState<Result>(_ body: (BalancerStateMachine, [SubconnectionID: Subconnection]) -> Result) -> Result {
+        state.withLock { body($0.machine, $0.subconnections) }
     }
 
     /// The subset, if subsetting is on.
-    var subset: SubsetState? {
-        state.withLock { $0.subset }
+    var subset: BalancerStateMachine.Subset? {
+        state.withLock { $0.machine.subset }
     }
 
-    // MARK: - Passive health
-
-    private func healthCounter(_ address: ResolvedAddress) -> OutcomeCounter? {
-        state.withLock { $0.healthCounters[address] }
-    }
+    // MARK: - Events in
 
     /// Records one request outcome at `address`. Lock-free unless the failures reach the
     /// threshold or the address is on probation.
@@ -185,58 +148,12 @@ final class Balancer: SubconnectionDelegate, Sendable {
                 counter.consecutiveFailures.store(0, ordering: .relaxed)
             }
             if counter.onProbation.load(ordering: .relaxed) {
-                applyHealth(address) { ejection, _ in ejection.succeeded(address) }
+                update { $0.probeSucceeded(address) }
             }
         } else {
             let failures = counter.consecutiveFailures.wrappingAdd(1, ordering: .relaxed).newValue
             if failures >= outlierDetection.consecutiveFailures || counter.onProbation.load(ordering: .relaxed) {
-                applyHealth(address) { ejection, addresses in ejection.failuresReached(address, addresses: addresses) }
-            }
-        }
-    }
-
-    private func ejectionEnded(_ address: ResolvedAddress) {
-        applyHealth(address) { ejection, _ in ejection.ejectionEnded(address) }
-    }
-
-    private func applyHealth(_ address: ResolvedAddress, _ transition: (inout OutlierEjection, Int) -> [OutlierEjection.Action]) {
-        var snapshot: ReadyEndpoints?
-        let actions = state.withLock { state -> [OutlierEjection.Action] in
-            guard var ejection = state.ejection else { return [] }
-            let actions = transition(&ejection, state.machine.endpoints.count)
-            state.ejection = ejection
-            let counter = state.healthCounters[address]
-            for action in actions {
-                switch action {
-                case .eject:
-                    counter?.onProbation.store(false, ordering: .relaxed)
-                    counter?.consecutiveFailures.store(0, ordering: .relaxed)
-                case .probe:
-                    counter?.consecutiveFailures.store(0, ordering: .relaxed)
-                    counter?.onProbation.store(true, ordering: .relaxed)
-                case .recovered:
-                    counter?.onProbation.store(false, ordering: .relaxed)
-                }
-            }
-            if !actions.isEmpty { snapshot = Self.readyEndpoints(state) }
-            return actions
-        }
-        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
-        // The subset follows, once the health change is reported.
-        defer { if !actions.isEmpty { update { $0.reselectSubset() } } }
-        for action in actions {
-            switch action {
-            case .eject(let address, let duration):
-                logger.warning("ejecting address after consecutive failures", metadata: ["address": "\(address)", "for": "\(duration)"])
-                metrics.ejections.increment()
-                events.emit(PoolEvent(kind: .ejected(for: duration), address: address, subconnection: nil))
-                workContinuation.yield(.endEjection(address, after: duration))
-            case .probe(let address):
-                logger.info("ejection over: probing address", metadata: ["address": "\(address)"])
-                events.emit(PoolEvent(kind: .probing, address: address, subconnection: nil))
-            case .recovered(let address):
-                logger.info("address recovered", metadata: ["address": "\(address)"])
-                events.emit(PoolEvent(kind: .recovered, address: address, subconnection: nil))
+                update { $0.failuresReached(address) }
             }
         }
     }
@@ -244,74 +161,35 @@ final class Balancer: SubconnectionDelegate, Sendable {
     /// Called from the request path when the chosen endpoint's connections are all at their
     /// stream limit.
     func connectionsFull(_ address: ResolvedAddress) {
-        apply { $0.connectionsFull(address) }
+        update { $0.connectionsFull(address) }
     }
 
     func subconnection(_ id: SubconnectionID, address: ResolvedAddress, didReport event: SubconnectionEvent) {
         logger.debug("subconnection \(event)", metadata: ["address": "\(address)", "subconnection": "\(id)"])
-        // Reported once the state machine took the event in, so a listener that reads the
-        // snapshot on hearing it sees the change.
-        let reported: PoolEvent
-        switch event {
-        case .ready: reported = PoolEvent(kind: .ready, address: address, subconnection: id)
-        case .draining(let reason): reported = PoolEvent(kind: .draining(reason), address: address, subconnection: id)
-        case .closed(let reason, _): reported = PoolEvent(kind: .closed(reason), address: address, subconnection: id)
-        }
-        if case .ready = event, healthProbe != nil, let subconnection = state.withLock({ $0.subconnections[id] }) {
-            workContinuation.yield(.healthCheck(subconnection))
-        }
-        switch event {
-        case .closed(let reason, wasReady: false):
+        observe(event, of: id, at: address)
+        if case .closed(let reason, wasReady: false) = event {
             pickerState.update { $0.lastConnectionError = reason }
-            refreshRequests.request()
-            if let counter = healthCounter(address) { recordOutcome(address, counter: counter, success: false) }
-        case .draining(.goAway(let code, let lastStreamID, _)):
-            logger.info(
-                "GOAWAY: draining",
-                metadata: [
-                    "address": "\(address)", "subconnection": "\(id)",
-                    "code": "\(code)", "last_stream_id": "\(lastStreamID)",
-                ])
-            metrics.goAway(code: code)
-            refreshRequests.request()
-            learnStreamCap(address, errorCode: code, lastStreamID: lastStreamID)
-        case .draining(.streamLimitReached(let streams)):
-            logger.debug(
-                "per-connection stream cap reached: replacing",
-                metadata: [
-                    "address": "\(address)", "subconnection": "\(id)", "streams": "\(streams)",
-                ])
-        case .draining(.protocolViolation(let code, let message)):
-            logger.warning(
-                "the server broke HTTP/2 or a limit: connection closed",
-                metadata: [
-                    "address": "\(address)", "subconnection": "\(id)", "code": "\(code)", "error": "\(message)",
-                ])
-            metrics.protocolViolation(code: code)
-            if let counter = healthCounter(address) { recordOutcome(address, counter: counter, success: false) }
-        case .draining(.lifetimeExpired):
-            logger.debug("rotation: draining after its replacement is ready", metadata: ["address": "\(address)", "subconnection": "\(id)"])
-            metrics.rotations.increment()
-        default:
-            break
         }
-        apply(removing: { if case .closed = event { return id } else { return nil } }(), reporting: reported) {
+        update(removing: { if case .closed = event { return id } else { return nil } }()) {
             $0.subconnection(id, address: address, reported: event)
         }
-        if case .closed = event { applyActiveHealth(address) { $0.closed(id, at: address) } }
     }
 
-    private func learnStreamCap(_ address: ResolvedAddress, errorCode: HTTP2Code, lastStreamID: Int) {
-        let (before, after) = state.withLock { state in
-            var estimate = state.streamCaps[address] ?? StreamCapEstimate()
-            let before = estimate.cap
-            estimate.goAwayReceived(errorCode: errorCode, lastStreamID: lastStreamID)
-            state.streamCaps[address] = estimate
-            return (before, estimate.cap)
+    private func resolved(_ update: ResolverUpdate) {
+        metrics.dnsRefreshes.increment()
+        metrics.addresses.record(update.addresses.count)
+        if let error = update.error {
+            metrics.dnsFailures.increment()
+            logger.warning("resolution: \(error)", metadata: ["addresses": "\(update.addresses.count)"])
+        } else {
+            logger.debug("resolved", metadata: ["addresses": "\(update.addresses)"])
         }
-        if let after, after != before {
-            logger.info("learned the server's streams per connection", metadata: ["address": "\(address)", "streams": "\(after)"])
-        }
+        pickerState.update { $0.resolution = update }
+        self.update { $0.resolved(update.addresses) }
+    }
+
+    private func timerFired(_ timer: BalancerStateMachine.Timer, generation: UInt64) {
+        update(timer: (timer, generation)) { $0.timerFired(timer) }
     }
 
     // MARK: - Active health checks
@@ -320,159 +198,154 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private func probeUntilClosed(_ subconnection: Subconnection, _ probe: HealthProbe) async {
         let checker = HealthChecker(interval: probe.interval, timeout: probe.timeout, clock: ContinuousClock())
         await checker.run(ProbedSubconnection(subconnection: subconnection, head: probe.head, balancer: self)) { healthy in
-            applyActiveHealth(subconnection.address) { $0.probed(subconnection.id, at: subconnection.address, healthy: healthy) }
+            update { $0.probed(subconnection.id, at: subconnection.address, healthy: healthy) }
         }
     }
 
-    private func applyActiveHealth(_ address: ResolvedAddress, _ transition: (inout ActiveHealth) -> EndpointHealthState?) {
-        var snapshot: ReadyEndpoints?
-        let change = state.withLock { state -> EndpointHealthState? in
-            guard var health = state.activeHealth else { return nil }
-            let change = transition(&health)
-            state.activeHealth = health
-            if change != nil { snapshot = Self.readyEndpoints(state) }
-            return change
-        }
-        guard let change else { return }
-        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
-        logger.info("health check state changed", metadata: ["address": "\(address)", "state": "\(change.rawValue)"])
-        events.emit(PoolEvent(kind: .health(change), address: address, subconnection: nil))
-        // The subset follows, once the health change is reported.
-        update { $0.reselectSubset() }
-    }
+    // MARK: - Actions out
 
-    private func resolved(_ update: ResolverUpdate) {
-        metrics.dnsRefreshes.increment()
-        metrics.addresses.record(update.addresses.count)
-        if update.error != nil { metrics.dnsFailures.increment() }
-        if let error = update.error {
-            logger.warning("resolution: \(error)", metadata: ["addresses": "\(update.addresses.count)"])
-        } else {
-            logger.debug("resolved", metadata: ["addresses": "\(update.addresses)"])
-        }
-        pickerState.update { $0.resolution = update }
-        self.update { state in
-            guard var subset = state.subset else { return state.machine.addressesResolved(update.addresses) }
-            // With a subset, address events are of DNS; joining and leaving the subset are
-            // reported apart.
-            let resolved = Set(update.addresses)
-            for address in update.addresses where !subset.resolved.contains(address) {
-                state.pendingEvents.append(PoolEvent(kind: .addressAdded, address: address, subconnection: nil))
-            }
-            for address in subset.ranking where !resolved.contains(address) {
-                state.pendingEvents.append(PoolEvent(kind: .addressRemoved, address: address, subconnection: nil))
-            }
-            subset.ranking = subset.rendezvous.ranked(update.addresses)
-            subset.resolved = resolved
-            state.subset = subset
-            return state.reselectSubset(always: true)
-        }
-    }
-
-    private func apply(
-        removing closed: SubconnectionID? = nil,
-        reporting reported: PoolEvent? = nil,
-        _ transition: (inout BalancerStateMachine) -> [BalancerStateMachine.Action]
-    ) {
-        update(removing: closed, reporting: reported) { transition(&$0.machine) }
-    }
-
-    /// Runs `transition` under the lock and performs the state machine's actions it returns.
+    /// Runs `transition` under the lock, then does what its actions ask. A timer firing names
+    /// its generation: one cancelled or replaced meanwhile is not passed on.
     private func update(
         removing closed: SubconnectionID? = nil,
-        reporting reported: PoolEvent? = nil,
-        _ transition: (inout State) -> [BalancerStateMachine.Action]
+        timer fired: (BalancerStateMachine.Timer, generation: UInt64)? = nil,
+        _ transition: (inout BalancerStateMachine) -> [BalancerStateMachine.Action]
     ) {
-        var drains: [(Subconnection, ConnectionCloseReason)] = []
-        var work: [Work] = []
-        var rotations: [(Subconnection, Duration)] = []
-        var emitted: [PoolEvent] = []
-        var snapshot: ReadyEndpoints?
-        var finished = false
-        var counts: [ResolvedAddress: PoolMetrics.ConnectionCounts] = [:]
-        var members: [ResolvedAddress: Int]?
+        var effects = Effects()
         state.withLock { state in
             if let closed { state.subconnections[closed] = nil }
-            let actions = transition(&state)
-            emitted = state.pendingEvents
-            state.pendingEvents = []
+            if let (timer, generation) = fired {
+                guard state.timers[timer]?.generation == generation else { return }
+                state.timers[timer] = nil
+            }
+            let actions = transition(&state.machine)
+            guard !actions.isEmpty else { return }
+            var publish = false
             for action in actions {
                 switch action {
-                case .dial(let address, let id):
-                    let subconnection = Subconnection(
-                        id: id, address: address, health: state.healthCounters[address], streamCap: state.streamCaps[address]?.cap)
-                    state.subconnections[id] = subconnection
-                    work.append(.run(subconnection))
-                    emitted.append(PoolEvent(kind: .connecting, address: address, subconnection: id))
-                case .drain(let id, let reason):
-                    if let subconnection = state.subconnections[id] { drains.append((subconnection, reason)) }
-                case .scheduleReconnect(let address, let attempt):
-                    work.append(.reconnect(address, after: backoff.delay(attempt: attempt, random: .random(in: -1...1))))
-                case .scheduleRotation(_, let id):
-                    if let rotation, let subconnection = state.subconnections[id] {
-                        rotations.append((subconnection, rotation.jittered(random: .random(in: -1...1))))
+                case .dial(let address, let id, let streamCap):
+                    var counter = state.counters[address]
+                    if outlierDetection != nil, counter == nil {
+                        counter = OutcomeCounter()
+                        state.counters[address] = counter
                     }
-                case .addressAdded(let address):
-                    if state.ejection != nil { state.healthCounters[address] = OutcomeCounter() }
-                    let kind: PoolEvent.Kind =
-                        state.subset.map { subset in
-                            .joinedSubset(rank: (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
-                        } ?? .addressAdded
-                    emitted.append(PoolEvent(kind: kind, address: address, subconnection: nil))
-                case .addressRemoved(let address, _):
-                    state.healthCounters[address] = nil
-                    state.streamCaps[address] = nil
-                    state.activeHealth?.removed(address)
-                    state.ejection?.removed(address)
-                    let kind: PoolEvent.Kind = state.subset == nil ? .addressRemoved : .leftSubset
-                    emitted.append(PoolEvent(kind: kind, address: address, subconnection: nil))
+                    let subconnection = Subconnection(id: id, address: address, health: counter, streamCap: streamCap)
+                    state.subconnections[id] = subconnection
+                    effects.work.append(.run(subconnection))
+                case .drain(let id, let reason):
+                    if let subconnection = state.subconnections[id] { effects.drains.append((subconnection, reason)) }
+                case .startTimer(let timer, let delay):
+                    // Scheduled under the lock so that the handle is stored with the decision;
+                    // `schedule` never fires inline, and a firing waits for this lock.
+                    if let replaced = state.timers[timer] { effects.cancelled.append(replaced.timer) }
+                    state.timerGenerations += 1
+                    let generation = state.timerGenerations
+                    let handle = timers.schedule(after: delay) { self.timerFired(timer, generation: generation) }
+                    state.timers[timer] = RunningTimer(generation: generation, timer: handle)
+                case .cancelTimer(let timer):
+                    if let running = state.timers.removeValue(forKey: timer) { effects.cancelled.append(running.timer) }
+                case .checkHealth(let id):
+                    if healthProbe != nil, let subconnection = state.subconnections[id] {
+                        effects.work.append(.healthCheck(subconnection))
+                    }
+                case .setProbation(let address, let onProbation):
+                    if let counter = state.counters[address] {
+                        counter.consecutiveFailures.store(0, ordering: .relaxed)
+                        counter.onProbation.store(onProbation, ordering: .relaxed)
+                    }
+                case .countFailure(let address):
+                    if let counter = state.counters[address] { effects.failures.append((address, counter)) }
+                case .forget(let address):
+                    state.counters[address] = nil
+                case .refreshResolution:
+                    effects.refresh = true
+                case .report(let kind, let address, let id):
+                    effects.events.append(PoolEvent(kind: kind, address: address, subconnection: id))
+                case .learnedStreamCap(let address, let streams):
+                    effects.learned.append((address, streams))
+                case .subsetMembers(let members):
+                    effects.members = members
                 case .publish:
-                    snapshot = Self.readyEndpoints(state)
+                    publish = true
                 case .finished:
-                    finished = true
+                    effects.finished = true
                 }
             }
-            for (address, endpoint) in state.machine.endpoints {
-                let states = endpoint.subconnections.values
-                counts[address] = (states.count { $0 == .connecting }, states.count { $0.isServing }, states.count { $0 == .draining })
-            }
-            if let subset = state.subset,
-                actions.contains(where: { if case .addressAdded = $0 { true } else if case .addressRemoved = $0 { true } else { false } })
-            {
-                members = Dictionary(
-                    uniqueKeysWithValues: subset.members.map { address in
-                        (address, (subset.ranking.firstIndex(of: address) ?? subset.ranking.count) + 1)
-                    })
-            }
+            if publish { effects.snapshot = Self.readyEndpoints(state) }
+            effects.counts = state.machine.connectionCounts()
         }
-        metrics.connections(counts)
-        if let members { metrics.subsetMembers(members) }
-        if let snapshot { pickerState.update { $0.endpoints = snapshot } }
-        if let reported { events.emit(reported) }
-        for event in emitted { events.emit(event) }
-        for (subconnection, reason) in drains { subconnection.drain(reason) }
-        // A rotation timer lives on the connection's event loop and dies with the connection:
-        // a connection closed early (GOAWAY, failure) leaves nothing waiting for its lifetime.
-        for (subconnection, lifetime) in rotations {
-            let id = subconnection.id, address = subconnection.address
-            subconnection.whileOpen(after: lifetime) { self.apply { $0.rotationDue(id, address: address) } }
+        perform(effects)
+    }
+
+    private func perform(_ effects: Effects) {
+        if let counts = effects.counts { metrics.connections(counts) }
+        if let members = effects.members { metrics.subsetMembers(members) }
+        // Published before the events, so that a listener that reads the snapshot on hearing
+        // one sees the change.
+        if let snapshot = effects.snapshot { pickerState.update { $0.endpoints = snapshot } }
+        for event in effects.events {
+            log(event)
+            events.emit(event)
         }
-        for item in work { workContinuation.yield(item) }
-        if finished { workContinuation.finish() }
+        for (address, streams) in effects.learned {
+            logger.info("learned the server's streams per connection", metadata: ["address": "\(address)", "streams": "\(streams)"])
+        }
+        if effects.refresh { refreshRequests.request() }
+        for cancelled in effects.cancelled { cancelled.cancel() }
+        for (subconnection, reason) in effects.drains { connector.drain(subconnection, reason) }
+        for item in effects.work { workContinuation.yield(item) }
+        if effects.finished { workContinuation.finish() }
+        for (address, counter) in effects.failures { recordOutcome(address, counter: counter, success: false) }
+    }
+
+    /// Logs and metrics of a subconnection's event that decide nothing.
+    private func observe(_ event: SubconnectionEvent, of id: SubconnectionID, at address: ResolvedAddress) {
+        guard case .draining(let reason) = event else { return }
+        switch reason {
+        case .goAway(let code, let lastStreamID, _):
+            logger.info(
+                "GOAWAY: draining",
+                metadata: ["address": "\(address)", "subconnection": "\(id)", "code": "\(code)", "last_stream_id": "\(lastStreamID)"])
+            metrics.goAway(code: code)
+        case .streamLimitReached(let streams):
+            logger.debug(
+                "per-connection stream cap reached: replacing",
+                metadata: ["address": "\(address)", "subconnection": "\(id)", "streams": "\(streams)"])
+        case .protocolViolation(let code, let message):
+            logger.warning(
+                "the server broke HTTP/2 or a limit: connection closed",
+                metadata: ["address": "\(address)", "subconnection": "\(id)", "code": "\(code)", "error": "\(message)"])
+            metrics.protocolViolation(code: code)
+        case .lifetimeExpired:
+            logger.debug("rotation: draining after its replacement is ready", metadata: ["address": "\(address)", "subconnection": "\(id)"])
+            metrics.rotations.increment()
+        default:
+            break
+        }
+    }
+
+    private func log(_ event: PoolEvent) {
+        let address: Logger.Metadata = ["address": "\(event.address)"]
+        switch event.kind {
+        case .ejected(let duration):
+            logger.warning("ejecting address after consecutive failures", metadata: address.merging(["for": "\(duration)"]) { $1 })
+            metrics.ejections.increment()
+        case .probing:
+            logger.info("ejection over: probing address", metadata: address)
+        case .recovered:
+            logger.info("address recovered", metadata: address)
+        case .health(let state):
+            logger.info("health check state changed", metadata: address.merging(["state": "\(state.rawValue)"]) { $1 })
+        default:
+            break
+        }
     }
 
     private static func readyEndpoints(_ state: State) -> ReadyEndpoints {
-        var endpoints: [EndpointSnapshot] = []
-        endpoints.reserveCapacity(state.machine.endpoints.count)
-        for (address, endpoint) in state.machine.endpoints
-        where state.ejection?.health(of: address) != .ejected && state.activeHealth?.state(of: address) != .unhealthy {
-            let ready = endpoint.subconnections
-                .filter { $0.value.isServing }
-                .keys.sorted()
-                .compactMap { state.subconnections[$0] }
-            if !ready.isEmpty { endpoints.append(EndpointSnapshot(address: address, subconnections: ready)) }
-        }
-        endpoints.sort { ($0.address.ip, $0.address.port) < ($1.address.ip, $1.address.port) }
-        return ReadyEndpoints(endpoints)
+        ReadyEndpoints(
+            state.machine.serving().compactMap { address, ids in
+                let subconnections = ids.compactMap { state.subconnections[$0] }
+                return subconnections.isEmpty ? nil : EndpointSnapshot(address: address, subconnections: subconnections)
+            })
     }
 }

@@ -148,14 +148,6 @@ final class Subconnection: Sendable {
         }
     }
 
-    /// Runs `body` on the connection's event loop after `delay`, unless the connection closed
-    /// first: the timer is cancelled with the channel. Nothing runs if it is not connected.
-    func whileOpen(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
-        guard let connected else { return }
-        let timer = connected.channel.eventLoop.scheduleTask(in: TimeAmount(delay), body)
-        connected.channel.closeFuture.whenComplete { _ in timer.cancel() }
-    }
-
     /// Records the dialled connection; returns a drain asked for while dialling.
     private func publish(_ connected: Connected) -> ConnectionCloseReason? {
         phase.withLock { phase in

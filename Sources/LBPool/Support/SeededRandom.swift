@@ -1,0 +1,23 @@
+/// A small seeded generator (SplitMix64), so that a state machine draws its jitter from a value
+/// it owns: the same seed gives the same draws, which is what a test needs, and production
+/// seeds it from the system generator.
+struct SeededRandom: RandomNumberGenerator, Sendable, Equatable {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A draw in `-1...1`, the shape `Backoff.jittered` takes.
+    mutating func signedUnit() -> Double {
+        Double.random(in: -1...1, using: &self)
+    }
+}
