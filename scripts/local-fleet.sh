@@ -66,6 +66,7 @@ $2
 CONF
 }
 
+# NGINX_CPUS (a taskset list), when set, pins the backends to those cores.
 start_nginx() { # start_nginx IP: answers every request with "hello from IP"; h2c on $port, and with
   # certificates made, h2 over TLS on $tls_port and HTTP/1.1 on $h1_port
   local dir="$work/nginx-$1"
@@ -79,7 +80,7 @@ start_nginx() { # start_nginx IP: answers every request with "hello from IP"; h2
     ssl_certificate_key $work/server.key;"
   fi
   nginx_conf "$dir" "$listen" "hello from $1"
-  nginx -p "$dir" -c "$dir/nginx.conf" &
+  ${NGINX_CPUS:+taskset -c "$NGINX_CPUS"} nginx -p "$dir" -c "$dir/nginx.conf" &
   pids+=($!)
   wait_for_port "$1" "$port"
 }
@@ -91,7 +92,7 @@ start_many_nginx() { # start_many_nginx IP...: one nginx listening (h2c, $port) 
   for ip in "$@"; do listen="$listen    listen $ip:$port http2;
 "; done
   nginx_conf "$dir" "$listen" "hello"
-  nginx -p "$dir" -c "$dir/nginx.conf" &
+  ${NGINX_CPUS:+taskset -c "$NGINX_CPUS"} nginx -p "$dir" -c "$dir/nginx.conf" &
   pids+=($!)
   for ip in "$@"; do wait_for_port "$ip" "$port"; done
 }

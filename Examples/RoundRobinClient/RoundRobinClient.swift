@@ -121,10 +121,13 @@ final class LoadRun: Service, Sendable {
             let tickets = Tickets(limit: options.limit, start: start)
             let stats = await withGracefulShutdownHandler {
                 await withTaskGroup(of: Stats.self) { workers in
-                    for _ in 0..<options.concurrency {
+                    for worker in 0..<options.concurrency {
                         // On the pool's event loops, a response wakes its worker on the thread
-                        // that read it, and the next request is written from there.
-                        let executor: (any TaskExecutor)? = options.onEventLoops ? pool.taskExecutor : nil
+                        // that read it, and the next request is written from there. With
+                        // --event-loops N the workers are spread over all N loops; otherwise
+                        // they start on the pool's home loop, as tasks on its executor do.
+                        let executors = options.eventLoops == nil ? [pool.taskExecutor] : pool.taskExecutors
+                        let executor: (any TaskExecutor)? = options.onEventLoops ? executors[worker % executors.count] : nil
                         workers.addTask(executorPreference: executor) {
                             await Self.worker(pool: pool, options: options, runID: runID, tickets: tickets)
                         }

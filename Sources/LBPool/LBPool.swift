@@ -40,8 +40,14 @@ public final class LBPool: Service, Sendable {
     private let resolver: any Resolver
     let logger: Logger
     /// Runs tasks on the event loops of the pool's connections, saving the thread handoffs of
-    /// each request; see ``PoolTaskExecutor``.
+    /// each request; a task started from outside them starts on the pool's home loop. See
+    /// ``PoolTaskExecutor``.
     public let taskExecutor: PoolTaskExecutor
+    /// One executor per event loop of the pool, ``taskExecutor`` first: a task started from
+    /// outside the loops on the k-th starts on the k-th loop, and the pool gives each loop whose
+    /// tasks send requests its own connections. Spread tasks over them to use more than one
+    /// core for the pool's work.
+    public let taskExecutors: [PoolTaskExecutor]
 
     /// Creates a pool; nothing is dialled until ``run()``.
     ///
@@ -91,7 +97,13 @@ public final class LBPool: Service, Sendable {
             }
         }
         let eventLoopGroup = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
-        self.taskExecutor = PoolTaskExecutor(eventLoopGroup: eventLoopGroup)
+        // Each pool has a home loop (the group's next, so pools sharing a group spread), first
+        // among its loops.
+        let home = eventLoopGroup.next()
+        var eventLoops: [any EventLoop] = [home]
+        for loop in eventLoopGroup.makeIterator() where loop !== home { eventLoops.append(loop) }
+        self.taskExecutors = eventLoops.map { PoolTaskExecutor(eventLoopGroup: eventLoopGroup, home: $0) }
+        self.taskExecutor = taskExecutors[0]
         let settings = ConnectionSettings(
             eventLoopGroup: eventLoopGroup,
             tlsContext: tlsContext,
@@ -131,7 +143,8 @@ public final class LBPool: Service, Sendable {
                     interval: check.interval, timeout: check.timeout)
             },
             connector: SocketConnector(settings: settings),
-            timers: EventLoopTimers(eventLoop: eventLoopGroup.next()),
+            timers: EventLoopTimers(eventLoop: home),
+            eventLoops: eventLoops,
             metrics: PoolMetrics(factory: metrics ?? MetricsSystem.factory),
             logger: logger
         )

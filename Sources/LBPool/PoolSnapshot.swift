@@ -11,6 +11,13 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         public var age: Duration
         /// Requests in flight on it.
         public var inFlight: Int
+        /// The index of its event loop among ``LBPool/taskExecutors``' homes (0 is the pool's
+        /// home loop).
+        public var eventLoop: Int
+        /// Requests whose stream a task on another thread opened on it, each at the cost of a
+        /// handoff between threads; tasks on ``LBPool/taskExecutors`` cause none once their loop
+        /// has a connection to the address.
+        public var handoffs: Int
     }
 
     public struct Address: Sendable {
@@ -64,7 +71,9 @@ public struct PoolSnapshot: Sendable, CustomStringConvertible {
         for address in addresses {
             lines.append("\(address.address) \(address.health.rawValue), checks \(address.checks.rawValue)")
             for connection in address.connections {
-                lines.append("  \(connection.id) \(connection.state.rawValue) age \(connection.age) in flight \(connection.inFlight)")
+                lines.append(
+                    "  \(connection.id) \(connection.state.rawValue) age \(connection.age) in flight \(connection.inFlight) loop \(connection.eventLoop) handoffs \(connection.handoffs)"
+                )
             }
         }
         return lines.joined(separator: "\n")
@@ -104,7 +113,9 @@ extension Balancer {
                         id: id,
                         state: snapshotState,
                         age: subconnection.map { now - $0.createdAt } ?? .zero,
-                        inFlight: subconnection?.shared.inFlight.load(ordering: .relaxed) ?? 0
+                        inFlight: subconnection?.shared.inFlight.load(ordering: .relaxed) ?? 0,
+                        eventLoop: endpoint.loops[id] ?? 0,
+                        handoffs: subconnection?.shared.handoffs.load(ordering: .relaxed) ?? 0
                     )
                 }
                 let health: PoolSnapshot.Address.Health

@@ -7,7 +7,7 @@ import Testing
     let c = ResolvedAddress(ip: "10.0.0.3", port: 80)
 
     func dials(_ actions: [AddressReconciliation.Action]) -> [(ResolvedAddress, SubconnectionID)] {
-        actions.compactMap { if case .dial(let address, let id) = $0 { return (address, id) } else { return nil } }
+        actions.compactMap { if case .dial(let address, let id, _) = $0 { return (address, id) } else { return nil } }
     }
 
     @Test func newAddressesAreDialledMinConnectionsTimes() {
@@ -119,5 +119,82 @@ import Testing
         #expect(!first.contains(.finished))
         let last = machine.subconnection(ids[1], address: b, reported: .closed(.poolShutdown, wasReady: false))
         #expect(last == [.finished])
+    }
+
+    // MARK: - Placement on event loops
+
+    func loops(_ actions: [AddressReconciliation.Action]) -> [Int] {
+        actions.compactMap { if case .dial(_, _, let loop) = $0 { return loop } else { return nil } }
+    }
+
+    @Test func warmConnectionsAndTheirTopUpsAreDialledOnTheHomeLoop() {
+        var machine = AddressReconciliation(minConnections: 2, eventLoops: 4)
+        let placed = machine.addressesResolved([a, b])
+        #expect(loops(placed) == [0, 0, 0, 0], "one loop carries the pool until requests come from others")
+        let id = dials(placed)[0].1
+        _ = machine.subconnection(id, address: a, reported: .ready)
+        #expect(loops(machine.subconnection(id, address: a, reported: .draining(.keepaliveTimeout))) == [0])
+    }
+
+    @Test func oneMoreConnectionForFullOnesIsDialledOnTheLoopOfTheRequestThatFoundThemFull() {
+        var machine = AddressReconciliation(minConnections: 1, maxConnections: 3, eventLoops: 2)
+        _ = machine.subconnection(dials(machine.addressesResolved([a]))[0].1, address: a, reported: .ready)
+        #expect(loops(machine.connectionsFull(a, onLoop: 1)) == [1])
+        var other = AddressReconciliation(minConnections: 1, maxConnections: 3, eventLoops: 2)
+        _ = other.subconnection(dials(other.addressesResolved([a]))[0].1, address: a, reported: .ready)
+        #expect(loops(other.connectionsFull(a, onLoop: 9)) == [0], "no such loop: the home loop")
+    }
+
+    @Test func aConnectionWantedOnALoopIsDialledThereOnceAndOnlyUpToTheMaximum() {
+        var machine = AddressReconciliation(minConnections: 1, maxConnections: 2, eventLoops: 3)
+        let first = dials(machine.addressesResolved([a]))[0].1
+        _ = machine.subconnection(first, address: a, reported: .ready)
+        #expect(machine.endpoints[a]?.loops[first] == 0)
+        #expect(machine.connectionWanted(a, onLoop: 0).isEmpty, "it has one there")
+        let wanted = machine.connectionWanted(a, onLoop: 1)
+        #expect(loops(wanted) == [1])
+        #expect(machine.connectionWanted(a, onLoop: 1).isEmpty, "one is connecting there")
+        #expect(machine.connectionWanted(a, onLoop: 2).isEmpty, "at maxConnections")
+        #expect(machine.connectionWanted(a, onLoop: 7).isEmpty, "no such loop")
+        #expect(machine.connectionWanted(b, onLoop: 1).isEmpty, "unknown address")
+        // The one on loop 1 goes away (GOAWAY): loop 1 may ask again.
+        let id = dials(wanted)[0].1
+        _ = machine.subconnection(id, address: a, reported: .ready)
+        #expect(dials(machine.subconnection(id, address: a, reported: .draining(.keepaliveTimeout))).isEmpty, "above minConnections")
+        #expect(loops(machine.connectionWanted(a, onLoop: 1)) == [1])
+    }
+
+    @Test func aConnectionWantedWaitsWhileTheAddressBacksOff() {
+        var machine = AddressReconciliation(minConnections: 1, maxConnections: 4, eventLoops: 2)
+        let first = dials(machine.addressesResolved([a]))[0].1
+        _ = machine.subconnection(first, address: a, reported: .closed(.connectionError("refused"), wasReady: false))
+        #expect(machine.connectionWanted(a, onLoop: 1).isEmpty)
+    }
+
+    @Test func aRotationsReplacementIsDialledOnTheLoopOfTheConnectionItReplacesAndDrainsThatOne() {
+        var machine = AddressReconciliation(minConnections: 1, maxConnections: 2, rotates: true, eventLoops: 2)
+        let home = dials(machine.addressesResolved([a]))[0].1
+        _ = machine.subconnection(home, address: a, reported: .ready)
+        let other = dials(machine.connectionWanted(a, onLoop: 1))[0].1
+        _ = machine.subconnection(other, address: a, reported: .ready)
+        // Both pass their lifetime; the one on loop 1 is replaced first.
+        let second = machine.rotationDue(other, address: a)
+        #expect(loops(second) == [1])
+        let first = machine.rotationDue(home, address: a)
+        #expect(loops(first) == [0])
+        let ready = machine.subconnection(dials(second)[0].1, address: a, reported: .ready)
+        #expect(ready.contains(.drain(other, .lifetimeExpired)), "the rotating connection on its own loop, not the oldest")
+        #expect(!ready.contains(.drain(home, .lifetimeExpired)))
+    }
+
+    @Test func aRotationOfAConnectionAboveTheMinimumIsReplacedToo() {
+        var machine = AddressReconciliation(minConnections: 1, maxConnections: 2, rotates: true, eventLoops: 2)
+        let first = dials(machine.addressesResolved([a]))[0].1
+        _ = machine.subconnection(first, address: a, reported: .ready)
+        let extra = dials(machine.connectionWanted(a, onLoop: 1))[0].1
+        _ = machine.subconnection(extra, address: a, reported: .ready)
+        let replacement = machine.rotationDue(extra, address: a)
+        #expect(loops(replacement) == [1], "its loop keeps a connection")
+        #expect(machine.subconnection(dials(replacement)[0].1, address: a, reported: .ready).contains(.drain(extra, .lifetimeExpired)))
     }
 }

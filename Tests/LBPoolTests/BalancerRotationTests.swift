@@ -5,7 +5,7 @@ import Testing
     let a = ResolvedAddress(ip: "10.0.0.1", port: 80)
 
     func dials(_ actions: [AddressReconciliation.Action]) -> [SubconnectionID] {
-        actions.compactMap { if case .dial(_, let id) = $0 { return id } else { return nil } }
+        actions.compactMap { if case .dial(_, let id, _) = $0 { return id } else { return nil } }
     }
 
     /// A machine with one ready subconnection, returned with its id.

@@ -12,7 +12,7 @@ import Testing
         consecutiveFailures: 5, baseEjectionTime: .seconds(30), maxEjectionTime: .seconds(300), minAvailableShare: 0.1)
 
     func dials(_ actions: [Machine.Action]) -> [(address: ResolvedAddress, id: SubconnectionID, streamCap: Int?)] {
-        actions.compactMap { if case .dial(let address, let id, let cap) = $0 { (address, id, cap) } else { nil } }
+        actions.compactMap { if case .dial(let address, let id, _, let cap) = $0 { (address, id, cap) } else { nil } }
     }
 
     func reports(_ actions: [Machine.Action]) -> [(PoolEvent.Kind, ResolvedAddress)] {

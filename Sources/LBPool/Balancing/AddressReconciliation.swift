@@ -10,7 +10,16 @@
 ///  subconnection closed before ready ──▶ reconnect after backoff
 ///  address removed ──▶ drain its subconnections, drop the endpoint, publish picker
 ///  (from DNS, or from this client's subset: ``RendezvousSubset``)
+///  connection wanted on event loop L ──▶ dial one there, unless one is open on L or at maximum
 /// ```
+///
+/// Each connection is placed on one of the pool's `eventLoops` (an index; 0 is the pool's home
+/// loop, where tasks of ``PoolTaskExecutor`` start): the warm ones on the home loop; one asked
+/// for by a request on a loop where the address has none (``connectionWanted(_:onLoop:)``) on
+/// that loop; one more for full connections on the loop of the request that found them full;
+/// a rotation's replacement on the loop of the connection it replaces. One loop carries a
+/// pool's requests until requests come from others, which is the cheapest per request: a loop
+/// with more to do per wake-up writes more requests per system call.
 struct AddressReconciliation: Sendable {
     enum SubState: Sendable, Equatable {
         case connecting
@@ -25,6 +34,8 @@ struct AddressReconciliation: Sendable {
 
     struct Endpoint: Sendable, Equatable {
         var subconnections: [SubconnectionID: SubState] = [:]
+        /// The event loop of each subconnection.
+        var loops: [SubconnectionID: Int] = [:]
         /// Dials that failed since the last ready connection.
         var failedAttempts = 0
         var reconnectScheduled = false
@@ -33,10 +44,16 @@ struct AddressReconciliation: Sendable {
         var live: Int {
             subconnections.values.count { $0 == .connecting || $0 == .ready }
         }
+
+        /// Connections that are not draining.
+        var open: Int {
+            subconnections.values.count { $0 != .draining }
+        }
     }
 
     enum Action: Sendable, Equatable {
-        case dial(ResolvedAddress, SubconnectionID)
+        /// Open a connection on event loop `loop` (an index into the pool's loops).
+        case dial(ResolvedAddress, SubconnectionID, loop: Int)
         case drain(SubconnectionID, ConnectionCloseReason)
         case scheduleReconnect(ResolvedAddress, attempt: Int)
         /// Start the lifetime clock of a ready subconnection.
@@ -54,16 +71,19 @@ struct AddressReconciliation: Sendable {
     let minConnections: Int
     let maxConnections: Int
     let rotates: Bool
+    /// The pool's event loops, at least 1.
+    let eventLoops: Int
     private(set) var endpoints: [ResolvedAddress: Endpoint] = [:]
     /// Subconnections of removed addresses, draining until they close.
     private(set) var retiring: [SubconnectionID: ResolvedAddress] = [:]
     private(set) var isShuttingDown = false
     private var nextID: UInt64 = 0
 
-    init(minConnections: Int, maxConnections: Int? = nil, rotates: Bool = false) {
+    init(minConnections: Int, maxConnections: Int? = nil, rotates: Bool = false, eventLoops: Int = 1) {
         self.minConnections = minConnections
         self.maxConnections = max(maxConnections ?? minConnections, minConnections)
         self.rotates = rotates
+        self.eventLoops = max(eventLoops, 1)
     }
 
     // MARK: - Resolution
@@ -114,8 +134,11 @@ struct AddressReconciliation: Sendable {
             guard current == .connecting else { return [] }
             endpoint.subconnections[id] = .ready
             endpoint.failedAttempts = 0
-            // Make-before-break: this connection replaces the oldest one past its lifetime.
-            if let rotated = endpoint.subconnections.filter({ $0.value == .rotating }).keys.min() {
+            // Make-before-break: this connection replaces the oldest one past its lifetime,
+            // on its own loop if one is.
+            let loop = endpoint.loops[id]
+            let rotating = endpoint.subconnections.filter { $0.value == .rotating }.keys
+            if let rotated = rotating.filter({ endpoint.loops[$0] == loop }).min() ?? rotating.min() {
                 endpoint.subconnections[rotated] = .draining
                 actions.append(.drain(rotated, .lifetimeExpired))
             }
@@ -129,6 +152,7 @@ struct AddressReconciliation: Sendable {
             if current == .ready { actions += topUp(address) }
         case .closed(_, let wasReady):
             endpoint.subconnections[id] = nil
+            endpoint.loops[id] = nil
             if current.isServing { actions.append(.publish) }
             if !wasReady { endpoint.failedAttempts += 1 }
             endpoints[address] = endpoint
@@ -145,25 +169,42 @@ struct AddressReconciliation: Sendable {
         return topUp(address)
     }
 
-    /// The subconnection reached its maximum lifetime: keep it serving, dial its replacement.
+    /// The subconnection reached its maximum lifetime: keep it serving, dial its replacement on
+    /// its loop.
     mutating func rotationDue(_ id: SubconnectionID, address: ResolvedAddress) -> [Action] {
         guard !isShuttingDown, var endpoint = endpoints[address], endpoint.subconnections[id] == .ready else { return [] }
         endpoint.subconnections[id] = .rotating
+        guard !endpoint.reconnectScheduled else {
+            endpoints[address] = endpoint
+            return []
+        }
+        let action = dial(address, into: &endpoint, loop: endpoint.loops[id] ?? 0)
         endpoints[address] = endpoint
-        return topUp(address)
+        return [action]
     }
 
     /// Every serving connection of the address is at the server's stream limit: dial one more,
     /// up to `maxConnections`, unless one is already being dialled.
-    mutating func connectionsFull(_ address: ResolvedAddress) -> [Action] {
+    mutating func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int = 0) -> [Action] {
         guard !isShuttingDown, var endpoint = endpoints[address], !endpoint.reconnectScheduled else { return [] }
-        let open = endpoint.subconnections.values.count { $0 != .draining }
-        guard open < maxConnections, !endpoint.subconnections.values.contains(.connecting) else { return [] }
-        nextID += 1
-        let id = SubconnectionID(nextID)
-        endpoint.subconnections[id] = .connecting
+        guard endpoint.open < maxConnections, !endpoint.subconnections.values.contains(.connecting) else { return [] }
+        let action = dial(address, into: &endpoint, loop: (0..<eventLoops).contains(loop) ? loop : 0)
         endpoints[address] = endpoint
-        return [.dial(address, id)]
+        return [action]
+    }
+
+    /// A request running on event loop `loop` picked the address, which has no connection on
+    /// that loop: dial one there, so that the loop's next requests are written without a
+    /// handoff between threads. Nothing if one is open or connecting there, the address is at
+    /// `maxConnections`, or its dials are backing off.
+    mutating func connectionWanted(_ address: ResolvedAddress, onLoop loop: Int) -> [Action] {
+        guard !isShuttingDown, (0..<eventLoops).contains(loop), var endpoint = endpoints[address], !endpoint.reconnectScheduled
+        else { return [] }
+        let onLoop = endpoint.subconnections.contains { $0.value != .draining && endpoint.loops[$0.key] == loop }
+        guard !onLoop, endpoint.open < maxConnections else { return [] }
+        let action = dial(address, into: &endpoint, loop: loop)
+        endpoints[address] = endpoint
+        return [action]
     }
 
     // MARK: - Shutdown
@@ -189,13 +230,18 @@ struct AddressReconciliation: Sendable {
         guard !isShuttingDown, var endpoint = endpoints[address], !endpoint.reconnectScheduled else { return [] }
         var actions: [Action] = []
         while endpoint.live < minConnections {
-            nextID += 1
-            let id = SubconnectionID(nextID)
-            endpoint.subconnections[id] = .connecting
-            actions.append(.dial(address, id))
+            actions.append(dial(address, into: &endpoint, loop: 0))
         }
         endpoints[address] = endpoint
         return actions
+    }
+
+    private mutating func dial(_ address: ResolvedAddress, into endpoint: inout Endpoint, loop: Int) -> Action {
+        nextID += 1
+        let id = SubconnectionID(nextID)
+        endpoint.subconnections[id] = .connecting
+        endpoint.loops[id] = loop
+        return .dial(address, id, loop: loop)
     }
 
     private mutating func scheduleReconnectIfNeeded(_ address: ResolvedAddress) -> [Action] {

@@ -1,3 +1,5 @@
+import NIOPosix
+
 /// Why no subconnection could be picked; Execution tells the caller.
 enum PickFailure: Error {
     case shuttingDown
@@ -12,7 +14,14 @@ extension Balancer {
     /// Picks a ready subconnection with a free stream and reserves that stream, waiting for one
     /// until `deadline`. Prefers an endpoint other than `avoiding` when another is ready. Asks
     /// for one more connection to an address whose connections are all at their stream limit.
+    ///
+    /// The picker chooses the address; among its connections, one on the calling task's event
+    /// loop is taken first (a task that prefers ``PoolTaskExecutor`` runs on one), so that the
+    /// request is written and its response read without a handoff between threads. An address
+    /// with none there is asked for one on that loop, and meanwhile served from another.
     func pick(with picker: any Picker, until deadline: ContinuousClock.Instant, avoiding: ResolvedAddress?) async throws -> Subconnection {
+        // Only a pool on more than one loop has a choice to make.
+        let here = eventLoopIndex.count > 1 ? MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) } : nil
         while true {
             let (endpoints, isShuttingDown, version) = pickerState.forPick()
             if isShuttingDown { throw PickFailure.shuttingDown }
@@ -22,11 +31,19 @@ extension Balancer {
                     index = picker.pick(from: endpoints)
                 }
                 metrics.picks.increment()
-                if let subconnection = endpoints.storage[index].leastLoadedSubconnection() {
+                let endpoint = endpoints.storage[index]
+                if let here {
+                    if let local = endpoint.leastLoadedSubconnection(on: here) {
+                        if local.shared.tryReserve() { return local }
+                    } else if let loop = eventLoopIndex[here] {
+                        connectionWanted(endpoint, onLoop: loop)
+                    }
+                }
+                if let subconnection = endpoint.leastLoadedSubconnection() {
                     if subconnection.shared.tryReserve() { return subconnection }
                     // Every connection of this address has all the streams its server allows:
                     // ask for one more connection, and meanwhile use any address with room.
-                    connectionsFull(subconnection.address)
+                    connectionsFull(subconnection.address, onLoop: here.flatMap { eventLoopIndex[$0] } ?? 0)
                 }
                 for endpoint in endpoints.storage {
                     if let subconnection = endpoint.leastLoadedSubconnection(), subconnection.shared.tryReserve() {

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import Synchronization
 
 /// Owns the endpoints of one pool: the shell around ``BalancerStateMachine``. It feeds the
@@ -74,12 +75,25 @@ final class Balancer: SubconnectionDelegate, Sendable {
 
     let outlierDetection: OutlierEjection.Settings?
     private let healthProbe: HealthProbe?
+    /// The pool's event loops, which connections are placed on; empty: the group's next.
+    private let eventLoops: [any EventLoop]
+    /// Each of ``eventLoops`` by identity, for the pick path.
+    let eventLoopIndex: [ObjectIdentifier: Int]
 
-    /// - Parameter seed: Seeds the machine's jitter (reconnect delays, connection lifetimes).
+    /// - Parameters:
+    ///   - eventLoops: The loops to place connections on, the home loop first, so that a
+    ///     request on one of them finds a connection there (``pick(with:until:avoiding:)``).
+    ///   - seed: Seeds the machine's jitter (reconnect delays, connection lifetimes).
     init(
         settings: BalancerStateMachine.Settings, healthProbe: HealthProbe?, connector: any SubconnectionConnector,
-        timers: any BalancerTimers, seed: UInt64 = .random(in: .min ... .max), metrics: PoolMetrics, logger: Logger
+        timers: any BalancerTimers, eventLoops: [any EventLoop] = [], seed: UInt64 = .random(in: .min ... .max),
+        metrics: PoolMetrics, logger: Logger
     ) {
+        var settings = settings
+        settings.eventLoops = max(eventLoops.count, 1)
+        self.eventLoops = eventLoops
+        self.eventLoopIndex = Dictionary(
+            eventLoops.enumerated().map { (ObjectIdentifier($0.element), $0.offset) }, uniquingKeysWith: { first, _ in first })
         self.metrics = metrics
         self.outlierDetection = settings.outlierDetection
         self.healthProbe = settings.healthThresholds == nil ? nil : healthProbe
@@ -159,9 +173,18 @@ final class Balancer: SubconnectionDelegate, Sendable {
     }
 
     /// Called from the request path when the chosen endpoint's connections are all at their
-    /// stream limit.
-    func connectionsFull(_ address: ResolvedAddress) {
-        update { $0.connectionsFull(address) }
+    /// stream limit; the request runs on event loop `loop` (0, the home loop, if on none).
+    func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int = 0) {
+        update { $0.connectionsFull(address, onLoop: loop) }
+    }
+
+    /// Called from the request path when a request on event loop `loop` picked `endpoint`,
+    /// which has no connection on that loop. Once per loop and picker snapshot.
+    func connectionWanted(_ endpoint: EndpointSnapshot, onLoop loop: Int) {
+        guard loop < 64 else { return }
+        let bit: UInt64 = 1 << UInt64(loop)
+        guard endpoint.loopsAsked.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0 else { return }
+        update { $0.connectionWanted(endpoint.address, onLoop: loop) }
     }
 
     func subconnection(_ id: SubconnectionID, address: ResolvedAddress, didReport event: SubconnectionEvent) {
@@ -223,13 +246,15 @@ final class Balancer: SubconnectionDelegate, Sendable {
             var publish = false
             for action in actions {
                 switch action {
-                case .dial(let address, let id, let streamCap):
+                case .dial(let address, let id, let loop, let streamCap):
                     var counter = state.counters[address]
                     if outlierDetection != nil, counter == nil {
                         counter = OutcomeCounter()
                         state.counters[address] = counter
                     }
-                    let subconnection = Subconnection(id: id, address: address, health: counter, streamCap: streamCap)
+                    let subconnection = Subconnection(
+                        id: id, address: address, health: counter, streamCap: streamCap,
+                        eventLoop: eventLoops.indices.contains(loop) ? eventLoops[loop] : nil)
                     state.subconnections[id] = subconnection
                     effects.work.append(.run(subconnection))
                 case .drain(let id, let reason):

@@ -34,12 +34,15 @@ struct BalancerStateMachine: Sendable {
         var healthThresholds: HealthThresholds?
         /// This client's subset; `nil`: every resolved address.
         var subset: RendezvousSubset?
+        /// The pool's event loops, which connections are placed on.
+        var eventLoops: Int
 
         init(
             minConnections: Int, maxConnections: Int? = nil, rotation: Balancer.Rotation? = nil,
             backoff: ReconnectBackoff = ReconnectBackoff(), outlierDetection: OutlierEjection.Settings? = nil,
-            healthThresholds: HealthThresholds? = nil, subset: RendezvousSubset? = nil
+            healthThresholds: HealthThresholds? = nil, subset: RendezvousSubset? = nil, eventLoops: Int = 1
         ) {
+            self.eventLoops = eventLoops
             self.minConnections = minConnections
             self.maxConnections = maxConnections ?? minConnections
             self.rotation = rotation
@@ -92,8 +95,9 @@ struct BalancerStateMachine: Sendable {
     }
 
     enum Action: Sendable, Equatable {
-        /// Open a connection; at most `streamCap` streams on it when the server's cap is known.
-        case dial(ResolvedAddress, SubconnectionID, streamCap: Int?)
+        /// Open a connection on event loop `loop` (an index into the pool's loops); at most
+        /// `streamCap` streams on it when the server's cap is known.
+        case dial(ResolvedAddress, SubconnectionID, loop: Int, streamCap: Int?)
         case drain(SubconnectionID, ConnectionCloseReason)
         /// Call ``timerFired(_:)`` with `timer` after the delay, unless it is cancelled first.
         case startTimer(Timer, after: Duration)
@@ -133,7 +137,8 @@ struct BalancerStateMachine: Sendable {
     init(settings: Settings, seed: UInt64) {
         self.settings = settings
         self.reconciliation = AddressReconciliation(
-            minConnections: settings.minConnections, maxConnections: settings.maxConnections, rotates: settings.rotation != nil)
+            minConnections: settings.minConnections, maxConnections: settings.maxConnections, rotates: settings.rotation != nil,
+            eventLoops: settings.eventLoops)
         self.ejection = settings.outlierDetection.map(OutlierEjection.init(settings:))
         self.activeHealth = settings.healthThresholds.map {
             ActiveHealth(healthyThreshold: $0.healthy, unhealthyThreshold: $0.unhealthy)
@@ -202,8 +207,15 @@ struct BalancerStateMachine: Sendable {
     }
 
     /// Every serving connection of the address is at the server's stream limit.
-    mutating func connectionsFull(_ address: ResolvedAddress) -> [Action] {
-        translate(reconciliation.connectionsFull(address))
+    /// Every serving connection of the address is at the server's stream limit; the request
+    /// that found them full runs on event loop `loop`.
+    mutating func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int = 0) -> [Action] {
+        translate(reconciliation.connectionsFull(address, onLoop: loop))
+    }
+
+    /// A request on event loop `loop` picked the address, which has no connection there.
+    mutating func connectionWanted(_ address: ResolvedAddress, onLoop loop: Int) -> [Action] {
+        translate(reconciliation.connectionWanted(address, onLoop: loop))
     }
 
     mutating func timerFired(_ timer: Timer) -> [Action] {
@@ -351,8 +363,8 @@ struct BalancerStateMachine: Sendable {
         var membershipChanged = false
         for action in actions {
             switch action {
-            case .dial(let address, let id):
-                result.append(.dial(address, id, streamCap: streamCaps[address]?.cap))
+            case .dial(let address, let id, let loop):
+                result.append(.dial(address, id, loop: loop, streamCap: streamCaps[address]?.cap))
                 result.append(.report(.connecting, address, id))
             case .drain(let id, let reason):
                 result.append(.drain(id, reason))

@@ -56,6 +56,7 @@ extension Subconnection {
                 // A task on the connection's own loop (see PoolTaskExecutor): no hop needed.
                 _ = handler.value.openStream(response, head: head, body: bytes, endStream: true, deadline: deadline)
             } else {
+                shared.handoffs.wrappingAdd(1, ordering: .relaxed)
                 handler.eventLoop.execute {
                     _ = handler.value.openStream(response, head: head, body: bytes, endStream: true, deadline: deadline)
                 }

@@ -41,6 +41,9 @@ final class SubconnectionShared: Sendable {
     let closing = ConnectionClosingSignal()
     /// Set when a draining connection was closed at its drain deadline with streams open.
     let closedAtDrainDeadline = Atomic<Bool>(false)
+    /// Streams opened by a task on another thread than the connection's event loop, each a
+    /// handoff between threads (see ``PoolTaskExecutor``).
+    let handoffs = Atomic<Int>(0)
     /// Streams this connection may open in all (see ``StreamCapEstimate``); `Int.max` when the
     /// server's cap is not known.
     let streamCap: Int
@@ -110,12 +113,23 @@ final class Subconnection: Sendable {
 
     /// - Parameter streamCap: Streams to open on this connection at most, when its server's
     ///   per-connection cap is known.
-    init(id: SubconnectionID, address: ResolvedAddress, health: OutcomeCounter? = nil, streamCap: Int? = nil) {
+    /// - Parameter eventLoop: The loop to dial it on; `nil`: the group's next.
+    init(
+        id: SubconnectionID, address: ResolvedAddress, health: OutcomeCounter? = nil, streamCap: Int? = nil,
+        eventLoop: (any EventLoop)? = nil
+    ) {
         self.id = id
         self.address = address
         self.health = health
         self.shared = SubconnectionShared(streamCap: streamCap)
+        self.eventLoop = eventLoop
+        self.eventLoopID = eventLoop.map { ObjectIdentifier($0) }
     }
+
+    /// The event loop it was placed on, when the balancer chose one.
+    let eventLoop: (any EventLoop)?
+    /// The identity of ``eventLoop``, compared on the pick path.
+    let eventLoopID: ObjectIdentifier?
 
     /// The dialled connection, once there is one.
     var connected: Connected? {
@@ -175,7 +189,7 @@ final class Subconnection: Sendable {
     private func dial(settings: ConnectionSettings, delegate: any SubconnectionDelegate) async throws -> Connected {
         let target = try SocketAddress(ipAddress: address.ip, port: address.port)
         let timeout = TimeAmount.nanoseconds(Int64(clamping: settings.connectTimeout.milliseconds) * 1_000_000)
-        let bootstrap = ClientBootstrap(group: settings.eventLoopGroup)
+        let bootstrap = ClientBootstrap(group: eventLoop ?? settings.eventLoopGroup)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
         let id = self.id

@@ -1,14 +1,14 @@
 import NIOCore
 
-/// A `TaskExecutor` that runs tasks on the event loops that carry the pool's connections.
+/// A `TaskExecutor` that runs tasks on one of the event loops that carry the pool's connections.
 ///
-/// A task on Swift's global executor that sends a request hops to its connection's event loop,
-/// and hops back when the response wakes it: two handoffs between threads per request. A task
-/// that prefers this executor is woken on the event loop that delivered its response instead, and
-/// sends its next request from there; when that request's connection lives on the same loop,
-/// it is written without any handoff. In the project's benchmark this takes up to a third of
-/// the client's CPU time per request away: most with a group of one event loop, where every
-/// connection shares the task's thread.
+/// A task on Swift's global executor that sends a request hands it to its connection's event
+/// loop, and is handed the response back: two handoffs between threads per request. A task that
+/// prefers this executor runs on its event loop (``home``), and the pool keeps a connection to
+/// every address it sends to on that loop: the request is written and its response read on the
+/// task's own thread, without any handoff. ``LBPool/taskExecutor`` runs on the pool's home loop,
+/// where all of the pool's connections start; in the project's benchmark this makes a request
+/// about as cheap in CPU as one of h2load's.
 ///
 /// Give the preference to the tasks that send requests:
 ///
@@ -25,21 +25,29 @@ import NIOCore
 ///
 /// or run a piece of code with it: `await withTaskExecutorPreference(pool.taskExecutor) { ... }`.
 ///
+/// One loop is one thread. To put more cores to the pool's work, spread the tasks over
+/// ``LBPool/taskExecutors``, one per loop of the pool's group: each loop whose tasks send to an
+/// address gets a connection of its own to it (up to ``LBPool/Configuration/maxConnections``),
+/// dialled when its first request finds none there and served from another loop meanwhile.
+///
 /// While such a task runs, the event loop's connections wait: do not block in it, and move long
 /// computations to tasks without the preference. Actors keep their own executors.
 public final class PoolTaskExecutor: TaskExecutor {
     /// The event loops of the pool's connections.
     public let eventLoopGroup: any EventLoopGroup
 
-    init(eventLoopGroup: any EventLoopGroup) {
+    /// Where tasks that come from outside the group's loops start.
+    public let home: any EventLoop
+
+    init(eventLoopGroup: any EventLoopGroup, home: any EventLoop) {
         self.eventLoopGroup = eventLoopGroup
+        self.home = home
     }
 
-    /// Runs `job` on the current thread's event loop if it is one of the group's, otherwise on
-    /// the group's next loop.
+    /// Runs `job` on ``home``.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
-        eventLoopGroup.any().execute { job.runSynchronously(on: executor) }
+        home.execute { job.runSynchronously(on: executor) }
     }
 }

@@ -1,7 +1,12 @@
+import Synchronization
+
 /// One endpoint (address) with its ready subconnections, as of one picker snapshot.
 final class EndpointSnapshot: Sendable {
     let address: ResolvedAddress
     let subconnections: [Subconnection]
+    /// The event loops (a bit each) whose requests asked for a connection to this address on
+    /// their loop while this snapshot was current: each asks once.
+    let loopsAsked = Atomic<UInt64>(0)
 
     init(address: ResolvedAddress, subconnections: [Subconnection]) {
         self.address = address
@@ -15,6 +20,22 @@ final class EndpointSnapshot: Sendable {
             total &+= subconnection.shared.inFlight.load(ordering: .relaxed)
         }
         return total
+    }
+
+    /// The ready subconnection on event loop `loop` with the fewest requests in flight, if the
+    /// endpoint has one there.
+    func leastLoadedSubconnection(on loop: ObjectIdentifier) -> Subconnection? {
+        var best: Subconnection?
+        var bestLoad = Int.max
+        for subconnection in subconnections
+        where subconnection.eventLoopID == loop && subconnection.shared.isAvailable.load(ordering: .acquiring) {
+            let load = subconnection.shared.inFlight.load(ordering: .relaxed)
+            if load < bestLoad {
+                best = subconnection
+                bestLoad = load
+            }
+        }
+        return best
     }
 
     /// The ready subconnection with the fewest requests in flight, skipping any that started
