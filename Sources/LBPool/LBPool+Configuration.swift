@@ -211,10 +211,11 @@ extension LBPool {
         /// (SNI and certificate check) is the target's host. Default: `nil`, meaning
         /// `TLSConfiguration.makeClientConfiguration()` (system trust roots, full verification).
         public var tls: TLSConfiguration?
-        /// The event loops for connections, and for tasks that prefer ``LBPool/taskExecutor``.
+        /// The event loops for connections, and for tasks that prefer ``LBPool/taskExecutors``.
         /// Default: `nil`, meaning `MultiThreadedEventLoopGroup.singleton` (one loop per core).
-        /// With such tasks, a group of one loop costs the least CPU per request: no request
-        /// crosses threads.
+        /// The pool's connections start on one loop of it, its home (the group's next, so pools
+        /// sharing a group spread over it), where ``LBPool/taskExecutor`` runs; a loop whose
+        /// tasks send requests gets connections of its own.
         public var eventLoopGroup: (any EventLoopGroup)?
 
         public init() {}
