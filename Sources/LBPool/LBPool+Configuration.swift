@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import Tracing
 
 extension LBPool {
     /// The picker of a pool.
@@ -217,6 +218,12 @@ extension LBPool {
         /// sharing a group spread over it), where ``LBPool/taskExecutor`` runs; a loop whose
         /// tasks send requests gets connections of its own.
         public var eventLoopGroup: (any EventLoopGroup)?
+        /// Where requests' spans go (swift-distributed-tracing): a client span per request and
+        /// one per attempt, named and attributed as OpenTelemetry's HTTP client conventions say,
+        /// with each attempt's context injected into its header fields. Default: `nil`, meaning
+        /// `InstrumentationSystem.tracer` as the application bootstrapped it when the pool is
+        /// created; with the no-op tracer (nothing bootstrapped) no span is made at all.
+        public var tracer: (any Tracer)?
 
         public init() {}
 

@@ -2,6 +2,7 @@ import CoreMetrics
 import HTTPTypes
 import Logging
 import NIOCore
+import Tracing
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
@@ -35,6 +36,8 @@ public final class LBPool: Service, Sendable {
     let defaultAuthority: String
     let balancer: Balancer
     let picker: any Picker
+    /// `nil` when nothing traces: the request path then makes no span.
+    let tracer: (any Tracer)?
     /// The budget every retry of this pool draws from.
     public let retryBudget: any RetryBudget
     private let resolver: any Resolver
@@ -75,6 +78,8 @@ public final class LBPool: Service, Sendable {
         self.defaultAuthority = target.authority
         self.configuration = configuration
         self.picker = configuration.picker.make()
+        let tracer = configuration.tracer ?? InstrumentationSystem.tracer
+        self.tracer = tracer is NoOpTracer ? nil : tracer
         self.logger = logger
         self.retryBudget = configuration.retryBudget ?? makeDefaultRetryBudget()
         if let resolver {

@@ -119,7 +119,7 @@ extension Subconnection {
             let error = bodyWriteError ?? failure.underlying
             if !failure.headSent, NIODeadline.now() < deadline {
                 // The head never went out: the server cannot have seen the request.
-                throw AttemptFailure(kind: .unprocessed, underlying: error, address: address)
+                throw AttemptFailure(kind: .unprocessed, underlying: error, address: address, closeReason: shared.closing.reason)
             }
             throw classify(error, streamID: failure.streamID, deadline: deadline)
         }
@@ -131,14 +131,14 @@ extension Subconnection {
         }
         if let reset = error as? HTTP2StreamReset, reset.byServer, reset.code == HTTP2Code.refusedStream {
             // REFUSED_STREAM: the server did no processing (RFC 9113 §8.7).
-            return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
+            return AttemptFailure(kind: .unprocessed, underlying: error, address: address, closeReason: shared.closing.reason)
         }
         guard let streamID else {
             // No stream id: nothing was written.
-            return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
+            return AttemptFailure(kind: .unprocessed, underlying: error, address: address, closeReason: shared.closing.reason)
         }
         if Int(streamID) > shared.goAwayLastStreamID.load(ordering: .relaxed) {
-            return AttemptFailure(kind: .unprocessed, underlying: error, address: address)
+            return AttemptFailure(kind: .unprocessed, underlying: error, address: address, closeReason: shared.closing.reason)
         }
         return AttemptFailure(
             kind: .mayHaveBeenProcessed, underlying: error, address: address, closeReason: shared.closing.reason,

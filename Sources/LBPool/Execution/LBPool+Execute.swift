@@ -53,15 +53,18 @@ extension LBPool {
         )
         retryBudget.deposit()
         let metrics = balancer.metrics
+        let trace = tracer.map { RequestTrace(tracer: $0, request: request, target: target) }
         do {
             let result = try await attempts(
                 head: head, body: body, timeout: timeout, deadline: deadline, nioDeadline: nioDeadline,
-                policy: policy, retries: &retries, handle
+                policy: policy, retries: &retries, trace: trace, handle
             )
             metrics.succeeded.increment()
+            trace?.finished()
             return result
         } catch {
             metrics.requestFailed(error)
+            trace?.failed(error)
             throw error
         }
     }
@@ -94,6 +97,7 @@ extension LBPool {
         nioDeadline: NIODeadline,
         policy: RetryPolicy,
         retries: inout RetryState,
+        trace: RequestTrace?,
         _ handle: (StreamingResponse) async throws -> Result
     ) async throws -> Result {
         let metrics = balancer.metrics
@@ -112,11 +116,18 @@ extension LBPool {
             }
             // Requests may be waiting for a free stream.
             defer { release(subconnection) }
+            // Traced, each attempt carries its own span's context in its fields.
+            let attemptHead =
+                trace?.attemptStarted(on: subconnection.address, scheme: defaultScheme, authority: defaultAuthority, bodyLength: body?.length)
+                ?? head
             let outcome: AttemptOutcome
             var failure: LBPoolError
+            var closeReason: ConnectionCloseReason?
             do {
                 var statusDecision: RetryDecision?
-                let result: Result? = try await subconnection.execute(head: head, body: body?.storage, deadline: nioDeadline) { response, stream in
+                let result: Result? = try await subconnection.execute(head: attemptHead, body: body?.storage, deadline: nioDeadline) {
+                    response, stream in
+                    trace?.attemptAnswered(status: response.status.code)
                     var stop: RetryStop?
                     let failedStatus = configuration.outlierDetection?.failureStatuses.contains(response.status.code) ?? false
                     recordOutcome(subconnection, success: !failedStatus)
@@ -149,8 +160,10 @@ extension LBPool {
                 }
                 if let result { return result }
                 // A retryable status, and the policy and budget allow another attempt.
+                trace?.attemptEnded()
                 if case .retry(let delay) = statusDecision {
                     metrics.retries.increment()
+                    trace?.retrying(after: delay, reason: "retryable status")
                     try await Task.sleep(for: delay)
                 }
                 avoid = subconnection.address
@@ -160,6 +173,7 @@ extension LBPool {
                 failure = incomplete.error
                 failure.address = failure.address ?? subconnection.address
             } catch let attempt as AttemptFailure {
+                closeReason = attempt.closeReason
                 switch attempt.kind {
                 case .unprocessed:
                     outcome = .unprocessed
@@ -184,12 +198,15 @@ extension LBPool {
                 retryBudget.record(success: false)
                 recordOutcome(subconnection, success: false)
             }
+            trace?.attemptEnded(failure, goAway: closeReason)
             switch decide(outcome, body: body, transparentRetries: transparentRetries, retries: &retries) {
             case .sendAgain:
                 transparentRetries += 1
                 metrics.transparentRetries.increment()
+                trace?.resending(after: failure)
             case .retry(let delay):
                 metrics.retries.increment()
+                trace?.retrying(after: delay, reason: failure.message)
                 try await Task.sleep(for: delay)
             case .stop(let stop):
                 if stop == .budgetExhausted { noteBudgetExhausted(subconnection.address) }
