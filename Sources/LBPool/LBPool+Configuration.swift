@@ -224,6 +224,11 @@ extension LBPool {
         /// `InstrumentationSystem.tracer` as the application bootstrapped it when the pool is
         /// created; with the no-op tracer (nothing bootstrapped) no span is made at all.
         public var tracer: (any Tracer)?
+        /// Splits OpenTelemetry's `http.client.request.duration` histogram by
+        /// `network.peer.address` (the address of the request's last attempt), as the
+        /// convention allows opt-in: one series per address, so mind the cardinality of large
+        /// fleets. Default: `false`.
+        public var requestDurationByAddress = false
 
         public init() {}
 

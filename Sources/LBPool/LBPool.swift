@@ -150,7 +150,10 @@ public final class LBPool: Service, Sendable {
             connector: SocketConnector(settings: settings),
             timers: EventLoopTimers(eventLoop: home),
             eventLoops: eventLoops,
-            metrics: PoolMetrics(factory: metrics ?? MetricsSystem.factory),
+            metrics: PoolMetrics(
+                factory: metrics ?? MetricsSystem.factory,
+                server: PoolMetrics.Server(address: target.host, port: target.port, scheme: target.scheme.rawValue),
+                durationByAddress: configuration.requestDurationByAddress),
             logger: logger
         )
     }

@@ -35,6 +35,60 @@ import Testing
         #expect(records.all.contains { $0.message.hasPrefix("subconnection ready") && $0.metadata["subconnection"] != nil })
     }
 
+    @Test func requestDurationsAreRecordedUnderOpenTelemetrysNameAndAttributes() async throws {
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let metrics = TestMetrics()
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns), metrics: metrics)
+        let clock = ContinuousClock()
+        let elapsed = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
+            return try await clock.measure {
+                for number in 0..<6 { _ = try await pool.execute(get(id: "timed-\(number)")) }
+            }
+        }
+        let recorder = try metrics.expectRecorder(
+            "http.client.request.duration",
+            [
+                ("http.request.method", "GET"), ("server.address", Self.name), ("server.port", "\(port)"), ("url.scheme", "http"),
+                ("http.response.status_code", "200"),
+            ])
+        #expect(recorder.aggregate, "a histogram")
+        #expect(recorder.values.count == 6)
+        // In seconds: every request took more than nothing and less than the six together.
+        #expect(recorder.values.allSatisfy { $0 > 0 && $0 <= Double(elapsed.components.seconds) + 1 })
+        #expect(recorder.values.reduce(0, +) <= Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        #expect(metrics.recorders.filter { $0.label == "http.client.request.duration" }.count == 1, "no address split by default")
+    }
+
+    @Test func requestDurationsSplitByAddressWhenAskedAndNameTheErrorOfAFailure() async throws {
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let metrics = TestMetrics()
+        var configuration = testConfiguration(dns: dns)
+        configuration.requestDurationByAddress = true
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration, metrics: metrics)
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
+            for number in 0..<6 { _ = try await pool.execute(get(id: "split-\(number)")) }
+            // A request with a timeout too short for any answer fails with deadlineExceeded.
+            await #expect(throws: LBPoolError.self) {
+                try await pool.execute(get(id: "late"), timeout: .nanoseconds(1))
+            }
+        }
+        let base = [("http.request.method", "GET"), ("server.address", Self.name), ("server.port", "\(port)"), ("url.scheme", "http")]
+        for ip in ["127.0.0.2", "127.0.0.3"] {
+            let recorder = try metrics.expectRecorder(
+                "http.client.request.duration", base + [("http.response.status_code", "200"), ("network.peer.address", ip)])
+            #expect(recorder.values.count == 3, "round robin: half the requests each")
+        }
+        let failed = metrics.recorders.filter { recorder in
+            recorder.label == "http.client.request.duration" && recorder.dimensions.contains { $0 == ("error.type", "deadlineExceeded") }
+        }
+        #expect(failed.count == 1)
+        #expect(failed.first?.values.count == 1)
+    }
+
     @Test func rotationIsLoggedAndCounted() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2"])
         defer { withExtendedLifetime((backends, dns)) {} }

@@ -37,7 +37,8 @@ extension LBPool {
         if options.retryPolicy != nil {
             do { try policy.validate() } catch { throw LBPoolError(.invalidRequest, "\(error)") }
         }
-        let deadline = ContinuousClock.now + timeout
+        let start = ContinuousClock.now
+        let deadline = start + timeout
         let nioDeadline = NIODeadline.now() + TimeAmount(timeout)
         let head = RequestHead(
             request,
@@ -54,17 +55,25 @@ extension LBPool {
         retryBudget.deposit()
         let metrics = balancer.metrics
         let trace = tracer.map { RequestTrace(tracer: $0, request: request, target: target) }
+        var last = LastResponse()
         do {
             let result = try await attempts(
                 head: head, body: body, timeout: timeout, deadline: deadline, nioDeadline: nioDeadline,
-                policy: policy, retries: &retries, trace: trace, handle
+                policy: policy, retries: &retries, trace: trace, last: &last, handle
             )
             metrics.succeeded.increment()
             trace?.finished()
+            metrics.requestDuration(
+                .now - start, method: head.method, status: last.status,
+                errorType: last.status.flatMap { $0 >= 400 ? "\($0)" : nil }, peer: last.address)
             return result
         } catch {
             metrics.requestFailed(error)
             trace?.failed(error)
+            let poolError = error as? LBPoolError
+            metrics.requestDuration(
+                .now - start, method: head.method, status: last.status,
+                errorType: poolError?.code.description ?? "\(type(of: error))", peer: poolError?.address ?? last.address)
             throw error
         }
     }
@@ -98,6 +107,7 @@ extension LBPool {
         policy: RetryPolicy,
         retries: inout RetryState,
         trace: RequestTrace?,
+        last: inout LastResponse,
         _ handle: (StreamingResponse) async throws -> Result
     ) async throws -> Result {
         let metrics = balancer.metrics
@@ -128,6 +138,7 @@ extension LBPool {
                 let result: Result? = try await subconnection.execute(head: attemptHead, body: body?.storage, deadline: nioDeadline) {
                     response, stream in
                     trace?.attemptAnswered(status: response.status.code)
+                    last = LastResponse(status: response.status.code, address: subconnection.address)
                     var stop: RetryStop?
                     let failedStatus = configuration.outlierDetection?.failureStatuses.contains(response.status.code) ?? false
                     recordOutcome(subconnection, success: !failedStatus)
@@ -296,6 +307,12 @@ extension LBPool {
             }
         }
     }
+}
+
+/// The latest response head of a request and the address that sent it, for its metrics.
+struct LastResponse {
+    var status: Int?
+    var address: ResolvedAddress?
 }
 
 /// The body of a response the pool collects for the caller broke off: nothing of the response

@@ -22,7 +22,22 @@ import Synchronization
 /// | `lbpool_retries_total` | counter | |
 /// | `lbpool_retry_budget_exhausted_total` | counter | |
 /// | `lbpool_dns_refreshes_total` / `lbpool_dns_failures_total` | counter | |
+/// | `http.client.request.duration` | recorder (histogram), seconds | OpenTelemetry's: `http.request.method`, `server.address`, `server.port`, `url.scheme`, `http.response.status_code`, `error.type`; opt-in `network.peer.address` |
 final class PoolMetrics: Sendable {
+    /// Where the pool sends, for the attributes of the OpenTelemetry metrics.
+    struct Server: Sendable {
+        var address: String
+        var port: Int
+        var scheme: String
+    }
+
+    private struct DurationKey: Hashable {
+        var method: String
+        var status: Int?
+        var errorType: String?
+        var peer: ResolvedAddress?
+    }
+
     typealias ConnectionCounts = (connecting: Int, ready: Int, draining: Int)
 
     private let factory: any MetricsFactory
@@ -40,9 +55,18 @@ final class PoolMetrics: Sendable {
     let pendingRequests: Meter
     private let connectionGauges = Mutex<[ResolvedAddress: [Gauge]]>([:])
     private let subsetGauges = Mutex<[ResolvedAddress: Gauge]>([:])
+    private let server: Server?
+    private let durationByAddress: Bool
+    /// The duration recorders made so far, one per set of attributes.
+    private let durations = Mutex<[DurationKey: Recorder]>([:])
 
-    init(factory: any MetricsFactory) {
+    /// - Parameters:
+    ///   - server: The target, for the OpenTelemetry attributes.
+    ///   - durationByAddress: Splits the request duration by `network.peer.address`.
+    init(factory: any MetricsFactory, server: Server? = nil, durationByAddress: Bool = false) {
         self.factory = factory
+        self.server = server
+        self.durationByAddress = durationByAddress
         picks = Counter(label: "lbpool_picks_total", factory: factory)
         succeeded = Counter(label: "lbpool_requests_total", dimensions: [("outcome", "success")], factory: factory)
         failed = Counter(label: "lbpool_requests_total", dimensions: [("outcome", "failure")], factory: factory)
@@ -55,6 +79,30 @@ final class PoolMetrics: Sendable {
         dnsFailures = Counter(label: "lbpool_dns_failures_total", factory: factory)
         addresses = Gauge(label: "lbpool_addresses", factory: factory)
         pendingRequests = Meter(label: "lbpool_pending_requests", factory: factory)
+    }
+
+    /// Records one request's duration under OpenTelemetry's `http.client.request.duration`: from
+    /// the call until its response was handled or it failed; `status` is the last response's,
+    /// `errorType` the failure's (the ``LBPoolError/Code``, or the status from 400 up), `peer` the
+    /// last attempt's address.
+    func requestDuration(_ duration: Duration, method: String, status: Int?, errorType: String?, peer: ResolvedAddress?) {
+        let key = DurationKey(method: method, status: status, errorType: errorType, peer: durationByAddress ? peer : nil)
+        let recorder = durations.withLock { recorders in
+            if let recorder = recorders[key] { return recorder }
+            // Addresses come and go: past a bound, start over (the factory keeps what it made).
+            if recorders.count >= 4096 { recorders.removeAll() }
+            var dimensions = [("http.request.method", method)]
+            if let server {
+                dimensions += [("server.address", server.address), ("server.port", "\(server.port)"), ("url.scheme", server.scheme)]
+            }
+            if let status { dimensions.append(("http.response.status_code", "\(status)")) }
+            if let errorType { dimensions.append(("error.type", errorType)) }
+            if let peer = key.peer { dimensions.append(("network.peer.address", peer.ip)) }
+            let recorder = Recorder(label: "http.client.request.duration", dimensions: dimensions, aggregate: true, factory: factory)
+            recorders[key] = recorder
+            return recorder
+        }
+        recorder.record(duration.seconds)
     }
 
     /// A request failed; with the address of its last attempt and the error's code, it is also
