@@ -110,7 +110,7 @@ failures() { printf '%s\n' "$@" | awk '{ total += $4 } END { print total + 0 }';
 echo "== h2c: 3 connections (one per backend), 63 concurrent streams, $requests requests, $runs runs"
 # The pool three ways: its workers on the pool's event loops (the example's default, SwiftNIO's
 # shared group of one loop per core), the same on one event loop, and on Swift's global executor.
-h2c_runs=(); pool_h2c_runs=(); pool_one_runs=(); pool_global_runs=(); pool_two_runs=(); pool_four_runs=()
+h2c_runs=(); pool_h2c_runs=(); pool_one_runs=(); pool_global_runs=(); pool_two_runs=(); pool_four_runs=(); pool_traced_runs=()
 for round in $(seq "$runs"); do
   h2load_run h2c http "$port" -c 1 -m 21
   h2c_runs+=("$rps $mean $client_us $server_us")
@@ -125,6 +125,10 @@ for round in $(seq "$runs"); do
   pool_two_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
   json_run pool-h2c-four-loops "${client_pin[@]}" "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id --event-loops 4
   pool_four_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
+  # Every request traced (an in-memory tracer, spans dropped): what making spans costs. The
+  # default row has no tracer bootstrapped, so the pool makes none.
+  json_run pool-h2c-traced "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id --trace
+  pool_traced_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
 done
 read -r h2c_rps h2c_mean h2c_client_us h2c_server_us < <(median "${h2c_runs[@]}")
 pool_h2c=($(median "${pool_h2c_runs[@]}")); pool_h2c[3]=$(failures "${pool_h2c_runs[@]}")
@@ -132,6 +136,8 @@ pool_one=($(median "${pool_one_runs[@]}")); pool_one[3]=$(failures "${pool_one_r
 pool_global=($(median "${pool_global_runs[@]}")); pool_global[3]=$(failures "${pool_global_runs[@]}")
 pool_two=($(median "${pool_two_runs[@]}")); pool_two[3]=$(failures "${pool_two_runs[@]}")
 pool_four=($(median "${pool_four_runs[@]}")); pool_four[3]=$(failures "${pool_four_runs[@]}")
+pool_traced=($(median "${pool_traced_runs[@]}")); pool_traced[3]=$(failures "${pool_traced_runs[@]}")
+echo "tracing: client CPU per request $(ratio "${pool_traced[4]}" "${pool_h2c[4]}") × untraced (${pool_traced[4]} µs traced, ${pool_h2c[4]} µs with no tracer)"
 echo "median: h2load $h2c_rps, pool ${pool_h2c[0]}, on one event loop ${pool_one[0]}, on the global executor ${pool_global[0]}"
 echo "ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps"), one event loop $(ratio "${pool_one[0]}" "$h2c_rps"), global executor $(ratio "${pool_global[0]}" "$h2c_rps"), 2 loops $(ratio "${pool_two[0]}" "$h2c_rps"), 4 loops $(ratio "${pool_four[0]}" "$h2c_rps")"
 echo "CPU per request pool / h2load (h2c): $(ratio "${pool_h2c[4]}" "$h2c_client_us"), one event loop $(ratio "${pool_one[4]}" "$h2c_client_us"), global executor $(ratio "${pool_global[4]}" "$h2c_client_us"), 2 loops $(ratio "${pool_two[4]}" "$h2c_client_us"), 4 loops $(ratio "${pool_four[4]}" "$h2c_client_us")"
@@ -256,6 +262,7 @@ h2load_version=$(h2load --version | head -1)
   echo "| swift-lbpool, \`--event-loops 1\` | h2c | 3 × 21 (63 concurrent) | ${pool_one[0]} | ${pool_one[1]} ms | ${pool_one[2]} ms | ${pool_one[3]} | $(ratio "${pool_one[0]}" "$h2c_rps") × h2load | ${pool_one[4]} µs | ${pool_one[5]} µs |"
   echo "| swift-lbpool, \`--executor global\` | h2c | 3 × 21 (63 concurrent) | ${pool_global[0]} | ${pool_global[1]} ms | ${pool_global[2]} ms | ${pool_global[3]} | $(ratio "${pool_global[0]}" "$h2c_rps") × h2load | ${pool_global[4]} µs | ${pool_global[5]} µs |"
   echo "| swift-lbpool, \`--event-loops 2\` (workers on both) | h2c | 3 × 21 per loop (63 concurrent) | ${pool_two[0]} | ${pool_two[1]} ms | ${pool_two[2]} ms | ${pool_two[3]} | $(ratio "${pool_two[0]}" "$h2c_rps") × h2load | ${pool_two[4]} µs | ${pool_two[5]} µs |"
+  echo "| swift-lbpool, every request traced (\`--trace\`) | h2c | 3 × 21 (63 concurrent) | ${pool_traced[0]} | ${pool_traced[1]} ms | ${pool_traced[2]} ms | ${pool_traced[3]} | $(ratio "${pool_traced[0]}" "$h2c_rps") × h2load | ${pool_traced[4]} µs | ${pool_traced[5]} µs |"
   echo "| swift-lbpool, \`--event-loops 4\` (workers on all four) | h2c | 3 × 21 per loop (63 concurrent) | ${pool_four[0]} | ${pool_four[1]} ms | ${pool_four[2]} ms | ${pool_four[3]} | $(ratio "${pool_four[0]}" "$h2c_rps") × h2load | ${pool_four[4]} µs | ${pool_four[5]} µs |"
   echo "| $h2load_version | h2 + TLS | 3 × 21 | $tls_rps | mean $tls_mean | | | 1 | $tls_client_us µs | $tls_server_us µs |"
   echo "| swift-lbpool (example client, release) | h2 + TLS | 3 × 21 (63 concurrent) | ${pool_tls[0]} | ${pool_tls[1]} ms | ${pool_tls[2]} ms | ${pool_tls[3]} | $(ratio "${pool_tls[0]}" "$tls_rps") × h2load, $(ratio "${pool_tls[0]}" "${ahc_tls[0]}") × AsyncHTTPClient | ${pool_tls[4]} µs | ${pool_tls[5]} µs |"
@@ -273,6 +280,9 @@ h2load_version=$(h2load --version | head -1)
   echo "\`--event-loops N\` gives the pool a group of N loops of its own and spreads the workers over"
   echo "all N (\`LBPool.taskExecutors\`); each loop then gets its own connection to every backend."
   echo "\`--executor global\` leaves them on Swift's global executor, as a plain \`Task\` would."
+  echo "Tracing: the rows without \`--trace\` run with no tracer bootstrapped, where the pool makes no"
+  echo "span; \`--trace\` gives it swift-distributed-tracing's in-memory tracer (spans dropped), two"
+  echo "spans and one context injection per request: $(ratio "${pool_traced[4]}" "${pool_h2c[4]}") × the untraced client CPU per request."
   echo "Cores: $pinning."
   echo "Every client sends the same \`GET /\` with nothing but the pseudo-headers of its own (h2load"
   echo "adds \`user-agent\`): the example client runs with \`--no-request-id\`."

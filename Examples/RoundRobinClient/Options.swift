@@ -29,6 +29,9 @@ struct Options {
     var eventLoops: Int?
     /// Every request carries a unique `x-request-id`.
     var requestIDs = true
+    /// Trace every request with an in-memory tracer whose spans are dropped: the cost of making
+    /// spans, without any export.
+    var trace = false
     /// Connect to only this many addresses (rendezvous subsetting).
     var subsetSize: Int?
     /// The subset's key; `nil`: the library draws one.
@@ -41,7 +44,7 @@ struct Options {
                                     [--max-lifetime SECONDS] [--keepalive SECONDS] [--events]
                                     [--max-attempts N] [--no-retry-budget]
                                     [--picker round-robin|random|p2c|least-loaded]
-                                    [--executor event-loop|global] [--event-loops N] [--no-request-id]
+                                    [--executor event-loop|global] [--event-loops N] [--no-request-id] [--trace]
                                     [--subset-size N] [--subset-key KEY]
         """
 
@@ -100,6 +103,7 @@ struct Options {
                 }
             case "--event-loops": options.eventLoops = try positiveInt(argument)
             case "--no-request-id": options.requestIDs = false
+            case "--trace": options.trace = true
             case "--subset-size": options.subsetSize = try positiveInt(argument)
             case "--subset-key":
                 let key = try value(argument)

@@ -1,4 +1,5 @@
 import HTTPTypes
+import InMemoryTracing
 import LBPool
 import Logging
 import NIOCore
@@ -49,6 +50,8 @@ struct RoundRobinClient {
         if let loops = options.eventLoops {
             configuration.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         }
+        let tracer = options.trace ? InMemoryTracer(recordInjections: false, recordExtractions: false) : nil
+        if let tracer { configuration.tracer = tracer }
         var logger = Logger(label: "RoundRobinClient") { label in StreamLogHandler.standardError(label: label) }
         logger.logLevel = .warning
         let pool: LBPool
@@ -62,7 +65,7 @@ struct RoundRobinClient {
 
         // SIGTERM or SIGINT: stop issuing requests, let those in flight finish, drain the pool,
         // print the summary. The load stops first (services stop in reverse order).
-        let load = LoadRun(pool: pool, options: options)
+        let load = LoadRun(pool: pool, options: options, tracer: tracer)
         let group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -94,11 +97,13 @@ struct RoundRobinClient {
 final class LoadRun: Service, Sendable {
     let pool: LBPool
     let options: Options
+    let tracer: InMemoryTracer?
     private let outcome = Mutex<(Stats, Duration)>((Stats(), .zero))
 
-    init(pool: LBPool, options: Options) {
+    init(pool: LBPool, options: Options, tracer: InMemoryTracer?) {
         self.pool = pool
         self.options = options
+        self.tracer = tracer
     }
 
     var result: (Stats, Duration) { outcome.withLock { $0 } }
@@ -106,8 +111,17 @@ final class LoadRun: Service, Sendable {
     func run() async throws {
         let clock = ContinuousClock()
         let runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let pool = pool, options = options
+        let pool = pool, options = options, tracer = tracer
         await withDiscardingTaskGroup { group in
+            if let tracer {
+                // The spans are made and dropped: only their cost is wanted.
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(200))
+                        tracer.clearFinishedSpans()
+                    }
+                }
+            }
             if options.events {
                 let events = pool.events()
                 group.addTask {

@@ -116,9 +116,12 @@ final class RequestTrace {
 }
 
 /// Writes a tracer's propagation fields (W3C `traceparent`, for one) into a request's fields.
+/// Their values change with every request, so they are kept out of the HPACK dynamic table.
 struct HTTPFieldsInjector: Injector {
     func inject(_ value: String, forKey key: String, into fields: inout HTTPFields) {
         guard let name = HTTPField.Name(key) else { return }
-        fields[name] = value
+        var field = HTTPField(name: name, value: value)
+        field.indexingStrategy = .avoid
+        fields[fields: name] = [field]
     }
 }
