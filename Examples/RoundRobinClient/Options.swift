@@ -32,6 +32,11 @@ struct Options {
     /// Trace every request with an in-memory tracer whose spans are dropped: the cost of making
     /// spans, without any export.
     var trace = false
+    /// A line per second with requests/s, p99 and each address's share, and pool events
+    /// inline; `nil`: when standard output is a terminal (and not `--json`).
+    var live: Bool?
+    /// One CSV row per second per address: second, address, requests, failures, open connections.
+    var timeline: String?
     /// Connect to only this many addresses (rendezvous subsetting).
     var subsetSize: Int?
     /// The subset's key; `nil`: the library draws one.
@@ -45,6 +50,7 @@ struct Options {
                                     [--max-attempts N] [--no-retry-budget]
                                     [--picker round-robin|random|p2c|least-loaded]
                                     [--executor event-loop|global] [--event-loops N] [--no-request-id] [--trace]
+                                    [--live | --no-live] [--timeline FILE.csv]
                                     [--subset-size N] [--subset-key KEY]
         """
 
@@ -126,6 +132,9 @@ struct Options {
             case "--min-connections": options.minConnections = try positiveInt(argument)
             case "--ca-file": options.caFile = try value(argument)
             case "--json": options.json = true
+            case "--live": options.live = true
+            case "--no-live": options.live = false
+            case "--timeline": options.timeline = try value(argument)
             case "-h", "--help": throw UsageError(description: "")
             default:
                 guard !argument.hasPrefix("-"), url == nil else {

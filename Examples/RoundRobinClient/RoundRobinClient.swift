@@ -112,6 +112,8 @@ final class LoadRun: Service, Sendable {
         let clock = ContinuousClock()
         let runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let pool = pool, options = options, tracer = tracer
+        let live = options.live ?? (isatty(1) != 0 && !options.json)
+        let recorder = live || options.timeline != nil ? SecondRecorder() : nil
         await withDiscardingTaskGroup { group in
             if let tracer {
                 // The spans are made and dropped: only their cost is wanted.
@@ -122,7 +124,13 @@ final class LoadRun: Service, Sendable {
                     }
                 }
             }
-            if options.events {
+            if live {
+                // Inline with the live lines.
+                let events = pool.events()
+                group.addTask {
+                    for await event in events { print("      · \(event)") }
+                }
+            } else if options.events {
                 let events = pool.events()
                 group.addTask {
                     for await event in events { printError("event: \(event)") }
@@ -133,6 +141,9 @@ final class LoadRun: Service, Sendable {
             try? await pool.waitUntilReady(timeout: .seconds(5))
             let start = clock.now
             let tickets = Tickets(limit: options.limit, start: start)
+            if let recorder {
+                group.addTask { await LiveView(pool: pool, recorder: recorder, live: live, timeline: options.timeline).run() }
+            }
             let stats = await withGracefulShutdownHandler {
                 await withTaskGroup(of: Stats.self) { workers in
                     for worker in 0..<options.concurrency {
@@ -143,7 +154,7 @@ final class LoadRun: Service, Sendable {
                         let executors = options.eventLoops == nil ? [pool.taskExecutor] : pool.taskExecutors
                         let executor: (any TaskExecutor)? = options.onEventLoops ? executors[worker % executors.count] : nil
                         workers.addTask(executorPreference: executor) {
-                            await Self.worker(pool: pool, options: options, runID: runID, tickets: tickets)
+                            await Self.worker(pool: pool, options: options, runID: runID, tickets: tickets, recorder: recorder)
                         }
                     }
                     var merged = Stats()
@@ -158,7 +169,7 @@ final class LoadRun: Service, Sendable {
         }
     }
 
-    static func worker(pool: LBPool, options: Options, runID: String, tickets: Tickets) async -> Stats {
+    static func worker(pool: LBPool, options: Options, runID: String, tickets: Tickets, recorder: SecondRecorder?) async -> Stats {
         var stats = Stats()
         let clock = ContinuousClock()
         let method = HTTPRequest.Method(options.method) ?? .get
@@ -181,10 +192,15 @@ final class LoadRun: Service, Sendable {
                 let latency = (clock.now - started).milliseconds
                 let error = status.kind == .successful || status.kind == .redirection ? nil : "HTTP \(status.code)"
                 stats.record(address: address.ip, latencyMs: latency, error: error)
+                recorder?.record(address: address.ip, latencyMs: latency, failed: error != nil)
             } catch let error as LBPoolError {
-                stats.record(address: error.address?.ip, latencyMs: (clock.now - started).milliseconds, error: "\(error)")
+                let latency = (clock.now - started).milliseconds
+                stats.record(address: error.address?.ip, latencyMs: latency, error: "\(error)")
+                recorder?.record(address: error.address?.ip, latencyMs: latency, failed: true)
             } catch {
-                stats.record(address: nil, latencyMs: (clock.now - started).milliseconds, error: "\(error)")
+                let latency = (clock.now - started).milliseconds
+                stats.record(address: nil, latencyMs: latency, error: "\(error)")
+                recorder?.record(address: nil, latencyMs: latency, failed: true)
             }
         }
         return stats

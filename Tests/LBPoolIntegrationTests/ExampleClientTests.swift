@@ -92,4 +92,44 @@ import Testing
         }
         #expect(subsets[0] != subsets[1], "\(subsets)")
     }
+
+    @Test func theTimelineHasARowPerSecondPerAddressAndTheLiveLinesShowTheShares() async throws {
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let folder = try makeWorkFolder("client-timeline")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let timeline = folder.appendingPathComponent("timeline.csv")
+        let output = folder.appendingPathComponent("stdout.log")
+        let errors = folder.appendingPathComponent("stderr.log")
+        let client = try ChildProcess(
+            name: "RoundRobinClient", path: try clientPath(),
+            arguments: [
+                "http://\(Self.name):\(port)/", "--duration", "2.5", "--concurrency", "4", "--dns-server", dns.address,
+                "--live", "--timeline", timeline.path,
+            ],
+            log: errors, output: output
+        )
+        try await waitFor("the client to finish", timeout: .seconds(30)) { !client.isRunning }
+        #expect(client.exitCode == 0)
+        let lines = try String(contentsOf: timeline, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.first == "second,address,requests,failures,open_connections")
+        let rows = lines.dropFirst().map { $0.split(separator: ",").map(String.init) }
+        #expect(rows.allSatisfy { $0.count == 5 })
+        // Two whole seconds and the partial last one, each with the three addresses.
+        #expect(Set(rows.map { $0[0] }) == ["1", "2", "3"], "\(lines)")
+        for second in ["1", "2"] {
+            let ofSecond = rows.filter { $0[0] == second }
+            #expect(Set(ofSecond.map { $0[1] }) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+            #expect(ofSecond.allSatisfy { Int($0[2]) ?? 0 > 0 && $0[3] == "0" && $0[4] == "1" }, "\(ofSecond)")
+        }
+        // The rows add up to what the backends served.
+        let served = try backends.reduce(0) { $0 + (try $1.accessLog().count) }
+        #expect(rows.reduce(0) { $0 + (Int($1[2]) ?? 0) } == served)
+        // A live line per whole second, each address with its share; the connections' events inline.
+        let live = try String(contentsOf: output, encoding: .utf8).split(separator: "\n")
+        let perSecond = live.filter { $0.contains("req/s") }
+        #expect(perSecond.count == 2, "\(live)")
+        #expect(perSecond.allSatisfy { line in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].allSatisfy { line.contains("\($0) ") } && line.contains("%") })
+        #expect(live.contains { $0.contains("· 127.0.0.2:\(port) #") && $0.hasSuffix("ready") })
+    }
 }
