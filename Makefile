@@ -11,7 +11,7 @@ APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client
   $(INTEROP_APT_PACKAGES)
 SWIFT ?= swift
 
-.PHONY: all build deps test unit integration demo docs bench clean fuzz fuzz-build fuzz-merge fuzz-seeds format format-check lint
+.PHONY: all build deps demo-deps test unit integration demo docs bench clean fuzz fuzz-build fuzz-merge fuzz-seeds format format-check lint
 
 all: build
 
@@ -66,7 +66,19 @@ unit: deps
 integration: deps
 	$(SWIFT) test --filter LBPoolIntegrationTests
 
-demo: deps
+# The demo's chart needs gnuplot (and only the demo: make test does not install it).
+DEMO_APT_PACKAGES := gnuplot-nox
+
+demo-deps: deps
+	@dpkg-query -W -f='$${Status}' $(DEMO_APT_PACKAGES) 2>/dev/null | grep -q "install ok installed" || { \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing: $(DEMO_APT_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEMO_APT_PACKAGES) >/dev/null || exit 1; \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y $(DEMO_APT_PACKAGES)"; exit 1; \
+	  fi; }
+
+demo: demo-deps
 	$(SWIFT) build --product RoundRobinClient
 	bash scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/RoundRobinClient"
 

@@ -1,32 +1,110 @@
 #!/usr/bin/env bash
-# Runs the round-robin example against three local nginx h2c backends (127.0.0.2-4) behind a
-# dnsmasq that answers api.demo.svc.cluster.local, then adds a fourth backend (127.0.0.5) to DNS
-# while a second run is going and shows it taking traffic. Stops everything it started.
+# `make demo`: about 40 seconds of the round-robin example against local nginx h2c backends
+# behind a dnsmasq that answers api.demo.svc.cluster.local, while the fleet changes the way a
+# Kubernetes Deployment does: a pod joins, one restarts gracefully, one is killed, one leaves.
+# Narrates each step as it happens, checks that no request failed, then prints the summary and
+# draws each address's share of the requests over time (gnuplot) into DEMO_OUT (default
+# .build/demo). Stops everything it started.
+# Usage: demo.sh ROUND-ROBIN-CLIENT
 set -euo pipefail
 client="$1"
 name="api.demo.svc.cluster.local"
-source "$(dirname "$0")/local-fleet.sh"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${DEMO_OUT:-$root/.build/demo}"
+mkdir -p "$out"
+source "$root/scripts/local-fleet.sh"
 
-for ip in 127.0.0.2 127.0.0.3 127.0.0.4; do start_nginx "$ip"; done
-start_dns "$name" 5 127.0.0.2 127.0.0.3 127.0.0.4
+say() { printf '\n==> %s\n' "$*"; }
+declare -A master
+start_pod() { # start_pod IP: an nginx backend; remembers its master's pid
+  start_nginx "$1"
+  master[$1]="${pids[-1]}"
+}
+set_dns() { # set_dns IP...: the addresses dnsmasq answers from now on
+  : > "$work/hosts"
+  for ip in "$@"; do echo "$ip $name" >> "$work/hosts"; done
+  kill -HUP "$dns_pid"
+}
+
+for ip in 127.0.0.2 127.0.0.3 127.0.0.4; do start_pod "$ip"; done
+start_pod 127.0.0.5
+start_dns "$name" 2 127.0.0.2 127.0.0.3 127.0.0.4
 
 url="http://$name:$port/"
-echo "== 3000 requests to $url (three addresses, TTL 5 s)"
-"$client" "$url" --requests 3000 --concurrency 8 --dns-server "127.0.0.1:$dns_port"
-
-echo
-echo "== 12 s of requests; after 3 s, 127.0.0.5 is added to DNS"
-start_nginx 127.0.0.5
-"$client" "$url" --duration 12 --concurrency 8 --dns-server "127.0.0.1:$dns_port" > "$work/second.txt" &
+timeline="$out/timeline.csv"
+say "three pods behind $name (DNS TTL 2 s); 16 concurrent GETs for 40 s"
+"$client" "$url" --duration 40 --concurrency 16 --dns-server "127.0.0.1:$dns_port" \
+  --live --timeline "$timeline" > "$work/client.txt" &
 client_pid=$!
-sleep 3
-echo "127.0.0.5 $name" >> "$work/hosts"
-kill -HUP "$dns_pid"
-echo "(added 127.0.0.5 and reloaded dnsmasq)"
+started=$SECONDS
+: > "$work/marks"
+mark() { echo "$((SECONDS - started)) $1" >> "$work/marks"; } # mark LABEL: a line on the chart, now
+# The client's live lines and events, as they come.
+tail -n +1 -f "$work/client.txt" --pid "$client_pid" &
+sleep 6
+
+say "a fourth pod, 127.0.0.5, joins DNS: the pool dials it at the next lookup and gives it its share"
+mark joins
+set_dns 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5
+sleep 7
+
+say "127.0.0.3 restarts gracefully: nginx sends GOAWAY, its open requests finish, new ones go elsewhere"
+mark restart
+kill -QUIT "${master[127.0.0.3]}"
+while kill -0 "${master[127.0.0.3]}" 2>/dev/null; do sleep 0.1; done
+start_pod 127.0.0.3
+say "127.0.0.3 is back: the pool reconnects"
+sleep 7
+
+say "127.0.0.4 is killed (SIGKILL): its connection breaks, idempotent requests are retried elsewhere, the address is ejected"
+mark SIGKILL
+pkill -KILL -P "${master[127.0.0.4]}" || true
+kill -KILL "${master[127.0.0.4]}" || true
+sleep 4
+say "its endpoint leaves DNS (Kubernetes takes the dead pod out of the Service)"
+set_dns 127.0.0.2 127.0.0.3 127.0.0.5
+sleep 4
+
+say "127.0.0.2 leaves DNS (scaled down): its connection drains, the other three share the traffic"
+mark leaves
+set_dns 127.0.0.3 127.0.0.5
 status=0
 wait "$client_pid" || status=$?
-cat "$work/second.txt"
-if ! grep -q '^127.0.0.5 ' "$work/second.txt"; then
-  echo "127.0.0.5 took no traffic" >&2; exit 1
+sleep 0.2
+
+say "summary"
+sed -n '/^address /,$p' "$work/client.txt"
+failed=$(awk '$1 == "total" { print $3 }' "$work/client.txt")
+if [ "$status" != 0 ] || [ "${failed:-1}" != 0 ]; then
+  echo "requests failed (exit status $status)" >&2
+  exit 1
 fi
-exit "$status"
+
+# Each address's share of each second, then the chart.
+python3 - "$timeline" "$out/shares.dat" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+addresses = sorted({r["address"] for r in rows if r["address"] != "-"}, key=lambda a: tuple(map(int, a.split("."))))
+seconds = sorted({int(r["second"]) for r in rows})
+with open(sys.argv[2], "w") as out:
+    out.write("second " + " ".join(addresses) + "\n")
+    for s in seconds:
+        counts = {r["address"]: int(r["requests"]) for r in rows if int(r["second"]) == s}
+        total = sum(counts.values()) or 1
+        out.write(f"{s} " + " ".join(f"{100 * counts.get(a, 0) / total:.1f}" for a in addresses) + "\n")
+PY
+chart="$out/shares.svg"
+columns=$(head -1 "$out/shares.dat" | wc -w)
+gnuplot <<PLOT
+set terminal svg size 900,420 dynamic font "sans,12" background "white"
+set output "$chart"
+set title "share of the requests per address, per second (make demo)"
+set xlabel "seconds"
+set ylabel "% of the requests"
+set yrange [0:60]
+set key outside right
+set grid
+$(awk '{ printf "set arrow from %d,0 to %d,60 nohead dt 2 lc \"gray\"\nset label \"%s\" at %.1f,57\n", $1, $1, $2, $1 + 0.3 }' "$work/marks")
+plot for [i=2:$columns] "$out/shares.dat" using 1:i with linespoints title columnheader(i)
+PLOT
+say "chart of each address's share over time: $chart (timeline: $timeline)"

@@ -73,7 +73,7 @@ struct LiveView: Sendable {
                 }
                 file.write(Data(rows.utf8))
             }
-            if live && !cancelled { print(Self.line(second, at: elapsed, span: 1)) }
+            if live && !cancelled { printLine(Self.line(second, at: elapsed, span: 1)) }
             if cancelled { return }
             tick += 1
         }
@@ -103,5 +103,13 @@ struct LiveView: Sendable {
             text += String(format: " %3.0f%%", share * 100)
         }
         return text
+    }
+}
+
+/// Writes a line to standard output at once (one `write`), also when it is a file or a pipe.
+func printLine(_ text: String) {
+    let line = text + "\n"
+    _ = line.utf8CString.withUnsafeBufferPointer { buffer in
+        write(1, buffer.baseAddress, buffer.count - 1)
     }
 }

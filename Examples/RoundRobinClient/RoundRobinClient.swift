@@ -128,7 +128,7 @@ final class LoadRun: Service, Sendable {
                 // Inline with the live lines.
                 let events = pool.events()
                 group.addTask {
-                    for await event in events { print("      · \(event)") }
+                    for await event in events { printLine("      · \(event)") }
                 }
             } else if options.events {
                 let events = pool.events()
