@@ -89,6 +89,35 @@ import Testing
         #expect(failed.first?.values.count == 1)
     }
 
+    @Test func openConnectionsAreCountedIdleOrActiveUnderOpenTelemetrysName() async throws {
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let metrics = TestMetrics()
+        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns), metrics: metrics)
+        func gauge(_ ip: String, _ state: String) throws -> Double? {
+            try metrics.expectGauge(
+                "http.client.open_connections",
+                [
+                    ("http.connection.state", state), ("server.address", Self.name), ("server.port", "\(port)"), ("url.scheme", "http"),
+                    ("network.peer.address", ip), ("network.peer.port", "\(port)"),
+                ]
+            ).lastValue
+        }
+        let (whileStreaming, afterwards) = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
+            for ip in ["127.0.0.2", "127.0.0.3"] {
+                #expect(try gauge(ip, "idle") == 1 && gauge(ip, "active") == 0, "\(ip): ready and unused")
+            }
+            // A long response (2 MiB at 256 KiB/s): its connection is active while it is read.
+            let (during, ip) = try await pool.execute(get("/stream", id: "long")) { response in
+                ([try gauge(response.servedBy.ip, "active"), try gauge(response.servedBy.ip, "idle")], response.servedBy.ip)
+            }
+            return (during, [try gauge(ip, "active"), try gauge(ip, "idle")])
+        }
+        #expect(whileStreaming == [1, 0], "active while the request is in flight")
+        #expect(afterwards == [0, 1], "idle again once it ended")
+    }
+
     @Test func rotationIsLoggedAndCounted() async throws {
         let (backends, dns, port) = try await fleet(["127.0.0.2"])
         defer { withExtendedLifetime((backends, dns)) {} }

@@ -58,6 +58,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
         var cancelled: [any CancellableTimer] = []
         var work: [Work] = []
         var failures: [(ResolvedAddress, OutcomeCounter)] = []
+        var forgotten: [ResolvedAddress] = []
         var refresh = false
         var finished = false
     }
@@ -193,6 +194,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
         if case .closed(let reason, wasReady: false) = event {
             pickerState.update { $0.lastConnectionError = reason }
         }
+        switch event {
+        case .ready: state.withLock { $0.subconnections[id] }?.shared.opened()
+        case .closed: state.withLock { $0.subconnections[id] }?.shared.closed()
+        case .draining: break
+        }
         update(removing: { if case .closed = event { return id } else { return nil } }()) {
             $0.subconnection(id, address: address, reported: event)
         }
@@ -254,7 +260,8 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     }
                     let subconnection = Subconnection(
                         id: id, address: address, health: counter, streamCap: streamCap,
-                        eventLoop: eventLoops.indices.contains(loop) ? eventLoops[loop] : nil)
+                        eventLoop: eventLoops.indices.contains(loop) ? eventLoops[loop] : nil,
+                        usage: metrics.connectionUsage(for: address))
                     state.subconnections[id] = subconnection
                     effects.work.append(.run(subconnection))
                 case .drain(let id, let reason):
@@ -282,6 +289,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
                     if let counter = state.counters[address] { effects.failures.append((address, counter)) }
                 case .forget(let address):
                     state.counters[address] = nil
+                    effects.forgotten.append(address)
                 case .refreshResolution:
                     effects.refresh = true
                 case .report(let kind, let address, let id):
@@ -316,6 +324,7 @@ final class Balancer: SubconnectionDelegate, Sendable {
             logger.info("learned the server's streams per connection", metadata: ["address": "\(address)", "streams": "\(streams)"])
         }
         if effects.refresh { refreshRequests.request() }
+        for address in effects.forgotten { metrics.forgetConnectionUsage(of: address) }
         for cancelled in effects.cancelled { cancelled.cancel() }
         for (subconnection, reason) in effects.drains { connector.drain(subconnection, reason) }
         for item in effects.work { workContinuation.yield(item) }

@@ -51,9 +51,43 @@ final class SubconnectionShared: Sendable {
     let streamsReserved = Atomic<Int>(0)
     /// Reserved slots used (a stream opened, or the attempt gave up), counted only under a cap.
     let streamsStarted = Atomic<Int>(0)
+    /// The address's open-connection counts (OpenTelemetry's `http.client.open_connections`).
+    let usage: ConnectionUsage?
+    /// Counted among the open connections in ``usage``.
+    private let countedOpen = Atomic<Bool>(false)
+    /// Counted among the active ones.
+    private let countedActive = Atomic<Bool>(false)
 
-    init(streamCap: Int?) {
+    init(streamCap: Int?, usage: ConnectionUsage? = nil) {
         self.streamCap = streamCap ?? .max
+        self.usage = usage
+    }
+
+    /// The connection became ready: it counts as open (idle until a request takes a stream).
+    func opened() {
+        guard let usage, countedOpen.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        if inFlight.load(ordering: .relaxed) > 0, countedActive.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            usage.becameActive()
+        }
+        usage.opened()
+    }
+
+    /// The connection closed: it no longer counts.
+    func closed() {
+        guard let usage, countedOpen.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged else { return }
+        usage.closed(wasActive: countedActive.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged)
+    }
+
+    private func becameActive() {
+        guard let usage, countedOpen.load(ordering: .relaxed),
+            countedActive.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        else { return }
+        usage.becameActive()
+    }
+
+    private func becameIdle() {
+        guard let usage, countedActive.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged else { return }
+        usage.becameIdle()
     }
 
     /// Takes one stream slot if the server's limits leave one; ``release()`` gives it back.
@@ -69,6 +103,7 @@ final class SubconnectionShared: Sendable {
             inFlight.wrappingSubtract(1, ordering: .relaxed)
             return false
         }
+        if current == 0, usage != nil { becameActive() }
         return true
     }
 
@@ -81,7 +116,9 @@ final class SubconnectionShared: Sendable {
 
     /// Gives back a slot; returns whether the connection was full before.
     func release() -> Bool {
-        inFlight.wrappingSubtract(1, ordering: .relaxed).oldValue >= maxConcurrentStreams.load(ordering: .relaxed)
+        let old = inFlight.wrappingSubtract(1, ordering: .relaxed).oldValue
+        if old == 1, usage != nil { becameIdle() }
+        return old >= maxConcurrentStreams.load(ordering: .relaxed)
     }
 }
 
@@ -116,12 +153,12 @@ final class Subconnection: Sendable {
     /// - Parameter eventLoop: The loop to dial it on; `nil`: the group's next.
     init(
         id: SubconnectionID, address: ResolvedAddress, health: OutcomeCounter? = nil, streamCap: Int? = nil,
-        eventLoop: (any EventLoop)? = nil
+        eventLoop: (any EventLoop)? = nil, usage: ConnectionUsage? = nil
     ) {
         self.id = id
         self.address = address
         self.health = health
-        self.shared = SubconnectionShared(streamCap: streamCap)
+        self.shared = SubconnectionShared(streamCap: streamCap, usage: usage)
         self.eventLoop = eventLoop
         self.eventLoopID = eventLoop.map { ObjectIdentifier($0) }
     }

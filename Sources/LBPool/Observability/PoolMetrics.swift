@@ -22,6 +22,7 @@ import Synchronization
 /// | `lbpool_retries_total` | counter | |
 /// | `lbpool_retry_budget_exhausted_total` | counter | |
 /// | `lbpool_dns_refreshes_total` / `lbpool_dns_failures_total` | counter | |
+/// | `http.client.open_connections` | gauge | OpenTelemetry's: `http.connection.state` (active, idle), `server.address`, `server.port`, `url.scheme`, `network.peer.address`, `network.peer.port` |
 /// | `http.client.request.duration` | recorder (histogram), seconds | OpenTelemetry's: `http.request.method`, `server.address`, `server.port`, `url.scheme`, `http.response.status_code`, `error.type`; opt-in `network.peer.address` |
 final class PoolMetrics: Sendable {
     /// Where the pool sends, for the attributes of the OpenTelemetry metrics.
@@ -59,6 +60,7 @@ final class PoolMetrics: Sendable {
     private let durationByAddress: Bool
     /// The duration recorders made so far, one per set of attributes.
     private let durations = Mutex<[DurationKey: Recorder]>([:])
+    private let usages = Mutex<[ResolvedAddress: ConnectionUsage]>([:])
 
     /// - Parameters:
     ///   - server: The target, for the OpenTelemetry attributes.
@@ -126,6 +128,28 @@ final class PoolMetrics: Sendable {
     /// The client closed a connection whose server broke HTTP/2 or a limit.
     func protocolViolation(code: HTTP2Code) {
         Counter(label: "lbpool_protocol_violations_total", dimensions: [("code", code.description)], factory: factory).increment()
+    }
+
+    /// The `http.client.open_connections` counts of `address`, made on first use.
+    func connectionUsage(for address: ResolvedAddress) -> ConnectionUsage {
+        usages.withLock { usages in
+            if let usage = usages[address] { return usage }
+            var dimensions: [(String, String)] = []
+            if let server {
+                dimensions += [("server.address", server.address), ("server.port", "\(server.port)"), ("url.scheme", server.scheme)]
+            }
+            dimensions += [("network.peer.address", address.ip), ("network.peer.port", "\(address.port)")]
+            let usage = ConnectionUsage(
+                idle: Gauge(label: "http.client.open_connections", dimensions: [("http.connection.state", "idle")] + dimensions, factory: factory),
+                active: Gauge(label: "http.client.open_connections", dimensions: [("http.connection.state", "active")] + dimensions, factory: factory))
+            usages[address] = usage
+            return usage
+        }
+    }
+
+    /// The address has no endpoint any more: its `http.client.open_connections` gauges go.
+    func forgetConnectionUsage(of address: ResolvedAddress) {
+        usages.withLock { $0.removeValue(forKey: address) }?.destroy()
     }
 
     /// Records the subset's addresses with their ranks; destroys the gauges of addresses that left it.
