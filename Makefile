@@ -11,7 +11,7 @@ APT_PACKAGES := libc-ares-dev pkg-config nginx-light dnsmasq-base nghttp2-client
   $(INTEROP_APT_PACKAGES)
 SWIFT ?= swift
 
-.PHONY: all build deps demo-deps test unit integration demo docs bench clean fuzz fuzz-build fuzz-merge fuzz-seeds format format-check lint
+.PHONY: all build deps chart-deps test unit integration demo docs bench clean fuzz fuzz-build fuzz-merge fuzz-seeds format format-check lint
 
 all: build
 
@@ -66,25 +66,25 @@ unit: deps
 integration: deps
 	$(SWIFT) test --filter LBPoolIntegrationTests
 
-# The demo's chart needs gnuplot (and only the demo: make test does not install it).
-DEMO_APT_PACKAGES := gnuplot-nox
+# The charts of make demo and make bench need gnuplot (make test does not install it).
+CHART_APT_PACKAGES := gnuplot-nox
 
-demo-deps: deps
-	@dpkg-query -W -f='$${Status}' $(DEMO_APT_PACKAGES) 2>/dev/null | grep -q "install ok installed" || { \
+chart-deps: deps
+	@dpkg-query -W -f='$${Status}' $(CHART_APT_PACKAGES) 2>/dev/null | grep -q "install ok installed" || { \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing: $(DEMO_APT_PACKAGES)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEMO_APT_PACKAGES) >/dev/null || exit 1; \
+	    echo "installing: $(CHART_APT_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CHART_APT_PACKAGES) >/dev/null || exit 1; \
 	  else \
-	    echo "missing packages; run: sudo apt-get install -y $(DEMO_APT_PACKAGES)"; exit 1; \
+	    echo "missing packages; run: sudo apt-get install -y $(CHART_APT_PACKAGES)"; exit 1; \
 	  fi; }
 
-demo: demo-deps
+demo: chart-deps
 	$(SWIFT) build --product RoundRobinClient
 	bash scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/RoundRobinClient"
 
 # h2load, the pool and AsyncHTTPClient against the same nginx backends in one run (h2c, TLS,
 # HTTP/1.1), the 1000-address scale case and the micro-benchmarks; writes Benchmarks/RESULTS.md.
-bench: deps
+bench: chart-deps
 	$(SWIFT) build -c release --product RoundRobinClient
 	$(SWIFT) build -c release --package-path Benchmarks --product AHCLoad
 	$(SWIFT) build -c release --package-path Benchmarks --product ScaleProbe

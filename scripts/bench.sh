@@ -325,3 +325,36 @@ h2load_version=$(h2load --version | head -1)
 } > "$root/Benchmarks/RESULTS.md"
 echo
 echo "wrote Benchmarks/RESULTS.md"
+
+# The load rows as a chart: requests/s and client CPU per request, per client.
+{
+  echo "\"h2load h2c\" $h2c_rps $h2c_client_us"
+  echo "\"pool h2c\" ${pool_h2c[0]} ${pool_h2c[4]}"
+  echo "\"pool h2c, 2 loops\" ${pool_two[0]} ${pool_two[4]}"
+  echo "\"pool h2c, global executor\" ${pool_global[0]} ${pool_global[4]}"
+  echo "\"pool h2c, traced\" ${pool_traced[0]} ${pool_traced[4]}"
+  echo "\"h2load TLS\" $tls_rps $tls_client_us"
+  echo "\"pool TLS\" ${pool_tls[0]} ${pool_tls[4]}"
+  echo "\"AsyncHTTPClient TLS\" ${ahc_tls[0]} ${ahc_tls[4]}"
+  echo "\"h2load --h1\" $h1_rps $h1_client_us"
+  echo "\"AsyncHTTPClient HTTP/1.1\" ${ahc_h1[0]} ${ahc_h1[4]}"
+} > "$work/chart.dat"
+gnuplot <<PLOT
+set terminal svg size 1000,460 dynamic font "sans,11" background "white"
+set output "$root/Benchmarks/results.svg"
+set multiplot layout 1,2 title "make bench, $(date -u +%Y-%m-%d), $(nproc) cores: 63 concurrent requests to three local nginx"
+set style data histograms
+set style histogram clustered gap 0.4
+set style fill solid 0.8 border -1
+set bmargin 10
+set boxwidth 0.7
+set xtics rotate by -40 left
+set grid ytics
+unset key
+set title "requests/s (more is better)"
+plot "$work/chart.dat" using 2:xtic(1) lc rgb "#3b7dd8"
+set title "client CPU per request, µs (less is better)"
+plot "$work/chart.dat" using 3:xtic(1) lc rgb "#d8823b"
+unset multiplot
+PLOT
+echo "wrote Benchmarks/results.svg"

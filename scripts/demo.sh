@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: about 40 seconds of the round-robin example against local nginx h2c backends
 # behind a dnsmasq that answers api.demo.svc.cluster.local, while the fleet changes the way a
-# Kubernetes Deployment does: a pod joins, one restarts gracefully, one is killed, one leaves.
+# Kubernetes Deployment does: a pod joins, one restarts gracefully (and a long download from it
+# resumes elsewhere on its connection's closing signal), one is killed, one leaves.
 # Narrates each step as it happens, checks that no request failed, then prints the summary and
 # draws each address's share of the requests over time (gnuplot) into DEMO_OUT (default
 # .build/demo). Stops everything it started.
@@ -32,7 +33,7 @@ start_dns "$name" 2 127.0.0.2 127.0.0.3 127.0.0.4
 
 url="http://$name:$port/"
 timeline="$out/timeline.csv"
-say "three pods behind $name (DNS TTL 2 s); 16 concurrent GETs for 40 s"
+say "three pods behind $name (DNS TTL 2 s); 16 concurrent GETs for 40 s, and one long download"
 "$client" "$url" --duration 40 --concurrency 16 --dns-server "127.0.0.1:$dns_port" \
   --live --timeline "$timeline" > "$work/client.txt" &
 client_pid=$!
@@ -41,6 +42,17 @@ started=$SECONDS
 mark() { echo "$((SECONDS - started)) $1" >> "$work/marks"; } # mark LABEL: a line on the chart, now
 # The client's live lines and events, as they come.
 tail -n +1 -f "$work/client.txt" --pid "$client_pid" &
+# A 4 MiB download at 256 KiB/s (16 s), which resumes elsewhere when its connection closes.
+"$client" "${url}stream" --follow --dns-server "127.0.0.1:$dns_port" > "$work/follow.txt" &
+follow_pid=$!
+tail -n +1 -f "$work/follow.txt" --pid "$follow_pid" &
+for _ in $(seq 100); do grep -q "answered" "$work/follow.txt" && break; sleep 0.1; done
+# The pod serving the download restarts; of the other two, one is killed and one leaves.
+streamed=$(awk '/answered/ { print $2; exit }' "$work/follow.txt")
+others=()
+for ip in 127.0.0.2 127.0.0.3 127.0.0.4; do [ "$ip" != "$streamed" ] && others+=("$ip"); done
+killed="${others[0]}"
+leaving="${others[1]}"
 sleep 6
 
 say "a fourth pod, 127.0.0.5, joins DNS: the pool dials it at the next lookup and gives it its share"
@@ -48,28 +60,32 @@ mark joins
 set_dns 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5
 sleep 7
 
-say "127.0.0.3 restarts gracefully: nginx sends GOAWAY, its open requests finish, new ones go elsewhere"
+say "$streamed restarts gracefully: nginx sends GOAWAY, its open requests finish, new ones go elsewhere; the download hears the closing signal and resumes on another pod"
 mark restart
-kill -QUIT "${master[127.0.0.3]}"
-while kill -0 "${master[127.0.0.3]}" 2>/dev/null; do sleep 0.1; done
-start_pod 127.0.0.3
-say "127.0.0.3 is back: the pool reconnects"
+kill -QUIT "${master[$streamed]}"
+while kill -0 "${master[$streamed]}" 2>/dev/null; do sleep 0.1; done
+start_pod "$streamed"
+say "$streamed is back: the pool reconnects"
 sleep 7
 
-say "127.0.0.4 is killed (SIGKILL): its connection breaks, idempotent requests are retried elsewhere, the address is ejected"
+say "$killed is killed (SIGKILL): its connection breaks, idempotent requests are retried elsewhere, the address is ejected"
 mark SIGKILL
-pkill -KILL -P "${master[127.0.0.4]}" || true
-kill -KILL "${master[127.0.0.4]}" || true
+# The master first (it would start a new worker), then its workers.
+workers=$(pgrep -P "${master[$killed]}" || true)
+kill -KILL "${master[$killed]}" || true
+for worker in $workers; do kill -KILL "$worker" 2>/dev/null || true; done
 sleep 4
 say "its endpoint leaves DNS (Kubernetes takes the dead pod out of the Service)"
-set_dns 127.0.0.2 127.0.0.3 127.0.0.5
+set_dns "$streamed" "$leaving" 127.0.0.5
 sleep 4
 
-say "127.0.0.2 leaves DNS (scaled down): its connection drains, the other three share the traffic"
+say "$leaving leaves DNS (scaled down): its connection drains, the other two share the traffic"
 mark leaves
-set_dns 127.0.0.3 127.0.0.5
+set_dns "$streamed" 127.0.0.5
 status=0
 wait "$client_pid" || status=$?
+follow_status=0
+wait "$follow_pid" || follow_status=$?
 sleep 0.2
 
 say "summary"
@@ -77,6 +93,11 @@ sed -n '/^address /,$p' "$work/client.txt"
 failed=$(awk '$1 == "total" { print $3 }' "$work/client.txt")
 if [ "$status" != 0 ] || [ "${failed:-1}" != 0 ]; then
   echo "requests failed (exit status $status)" >&2
+  exit 1
+fi
+tail -1 "$work/follow.txt"
+if [ "$follow_status" != 0 ] || ! grep -q "closing signal" "$work/follow.txt"; then
+  echo "the download did not resume after its connection's closing signal" >&2
   exit 1
 fi
 

@@ -61,6 +61,7 @@ http {
 $2
     location / { return 200 "$3\n"; }
     location = /big { default_type application/octet-stream; alias $BIG_BODY; }
+    location = /stream { default_type application/octet-stream; alias $BIG_BODY; limit_rate 256k; }
   }
 }
 CONF

@@ -37,6 +37,8 @@ struct Options {
     var live: Bool?
     /// One CSV row per second per address: second, address, requests, failures, open connections.
     var timeline: String?
+    /// Download the path whole instead of a load, resuming elsewhere when its connection closes.
+    var follow = false
     /// Connect to only this many addresses (rendezvous subsetting).
     var subsetSize: Int?
     /// The subset's key; `nil`: the library draws one.
@@ -50,7 +52,7 @@ struct Options {
                                     [--max-attempts N] [--no-retry-budget]
                                     [--picker round-robin|random|p2c|least-loaded]
                                     [--executor event-loop|global] [--event-loops N] [--no-request-id] [--trace]
-                                    [--live | --no-live] [--timeline FILE.csv]
+                                    [--live | --no-live] [--timeline FILE.csv] [--follow]
                                     [--subset-size N] [--subset-key KEY]
         """
 
@@ -135,6 +137,7 @@ struct Options {
             case "--live": options.live = true
             case "--no-live": options.live = false
             case "--timeline": options.timeline = try value(argument)
+            case "--follow": options.follow = true
             case "-h", "--help": throw UsageError(description: "")
             default:
                 guard !argument.hasPrefix("-"), url == nil else {

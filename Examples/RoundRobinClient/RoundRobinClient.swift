@@ -81,6 +81,10 @@ struct RoundRobinClient {
             printError("error: \(error)")
             exit(1)
         }
+        if options.follow {
+            let followed = load.followed
+            exit(followed.map { $0.total == $0.bytes && $0.bytes > 0 } == true ? 0 : 1)
+        }
         let (stats, elapsed) = load.result
         if options.json {
             print(stats.json(elapsedSeconds: elapsed.seconds))
@@ -107,6 +111,8 @@ final class LoadRun: Service, Sendable {
     }
 
     var result: (Stats, Duration) { outcome.withLock { $0 } }
+    private let followOutcome = Mutex<Follow.Outcome?>(nil)
+    var followed: Follow.Outcome? { followOutcome.withLock { $0 } }
 
     func run() async throws {
         let clock = ContinuousClock()
@@ -139,6 +145,12 @@ final class LoadRun: Service, Sendable {
             // Warm up: an even split needs every address ready before the first request.
             // Requests would wait for a ready address anyway, so a timeout here is no failure.
             try? await pool.waitUntilReady(timeout: .seconds(5))
+            if options.follow {
+                let outcome = await Follow.run(pool: pool, path: options.path)
+                followOutcome.withLock { $0 = outcome }
+                group.cancelAll()
+                return
+            }
             let start = clock.now
             let tickets = Tickets(limit: options.limit, start: start)
             if let recorder {
