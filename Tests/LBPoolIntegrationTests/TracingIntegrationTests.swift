@@ -102,6 +102,34 @@ import Tracing
         }
     }
 
+    @Test func aDuplexStreamIsTracedLikeARequest() async throws {
+        let (backends, dns, port) = try await startFleet(["127.0.0.2"], ttl: 30) { try Self.tracingBackend(ip: $0, port: $1) }
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let tracer = InMemoryTracer()
+        var configuration = testConfiguration(dns: dns)
+        configuration.tracer = tracer
+        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+        let echoed = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(10))
+            return try await pool.execute(
+                get("/trace", id: "duplex"),
+                duplex: { stream in
+                    // nginx answers `return` at once, without waiting for the body.
+                    let response = try await stream.response()
+                    var body = try await response.body.collect(upTo: 1024)
+                    return body.readString(length: body.readableBytes) ?? ""
+                })
+        }
+        let spans = tracer.finishedSpans
+        #expect(spans.count == 2)
+        let request = try #require(spans.first { $0.parentSpanID == nil })
+        let attempt = try #require(spans.first { $0.parentSpanID == request.spanID })
+        #expect(Self.attribute(request, "http.response.status_code") == .int64(200))
+        #expect(Self.attribute(attempt, "http.response.status_code") == .int64(200))
+        #expect(Self.attribute(attempt, "network.peer.address") == .string("127.0.0.2"))
+        #expect(echoed == "\(attempt.traceID) \(attempt.spanID)")
+    }
+
     @Test func aFailedRequestCarriesItsErrorType() async throws {
         // Nothing listens on the address: the request waits for a ready connection until its
         // deadline.

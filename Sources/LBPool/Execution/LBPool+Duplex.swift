@@ -29,15 +29,31 @@ extension LBPool {
     ) async throws -> Result {
         let timeout = timeout ?? configuration.requestTimeout
         try validate(request, timeout: timeout)
-        let deadline = ContinuousClock.now + timeout
+        let start = ContinuousClock.now
+        let deadline = start + timeout
         let nioDeadline = NIODeadline.now() + TimeAmount(timeout)
         let head = RequestHead(request, scheme: defaultScheme, authority: defaultAuthority, bodyLength: nil)
         let metrics = balancer.metrics
-        let first = try await openDuplexAttempt(head: head, deadline: deadline, nioDeadline: nioDeadline, avoiding: nil)
+        let trace = tracer.map { RequestTrace(tracer: $0, request: request, target: target) }
+        let first: DuplexStream.Attempt
+        do {
+            first = try await openDuplexAttempt(head: head, deadline: deadline, nioDeadline: nioDeadline, avoiding: nil, trace: trace)
+        } catch {
+            metrics.requestFailed(error)
+            trace?.failed(error)
+            metrics.requestDuration(
+                .now - start, method: head.method, status: nil, errorType: (error as? LBPoolError)?.code.description ?? "\(type(of: error))",
+                peer: (error as? LBPoolError)?.address)
+            throw error
+        }
         let stream = DuplexStream(first: first, deadline: nioDeadline, maxReopens: configuration.maxTransparentRetries) { failed in
             self.release(failed.subconnection)
             metrics.transparentRetries.increment()
-            return try await self.openDuplexAttempt(head: head, deadline: deadline, nioDeadline: nioDeadline, avoiding: failed.subconnection.address)
+            let unprocessed = LBPoolError(.connectionFailed, "request not processed", address: failed.subconnection.address)
+            trace?.attemptEnded(unprocessed, goAway: failed.subconnection.shared.closing.reason)
+            trace?.resending(after: unprocessed)
+            return try await self.openDuplexAttempt(
+                head: head, deadline: deadline, nioDeadline: nioDeadline, avoiding: failed.subconnection.address, trace: trace)
         }
         defer {
             let last = stream.attempt
@@ -49,10 +65,20 @@ extension LBPool {
             metrics.succeeded.increment()
             let failedStatus = stream.status.map { configuration.outlierDetection?.failureStatuses.contains($0) ?? false } ?? false
             recordOutcome(stream.attempt.subconnection, success: !failedStatus)
+            if let status = stream.status { trace?.attemptAnswered(status: status) }
+            trace?.finished()
+            metrics.requestDuration(
+                .now - start, method: head.method, status: stream.status, errorType: stream.status.flatMap { $0 >= 400 ? "\($0)" : nil },
+                peer: stream.attempt.subconnection.address)
             return result
         } catch {
             metrics.requestFailed(error, lastAttempt: stream.attempt.subconnection.address)
             recordOutcome(stream.attempt.subconnection, success: false)
+            if let status = stream.status { trace?.attemptAnswered(status: status) }
+            trace?.failed(error)
+            metrics.requestDuration(
+                .now - start, method: head.method, status: stream.status,
+                errorType: (error as? LBPoolError)?.code.description ?? "\(type(of: error))", peer: stream.attempt.subconnection.address)
             throw error
         }
     }
@@ -60,21 +86,25 @@ extension LBPool {
     /// Picks a connection and opens a stream on it; a stream that could not open is tried on
     /// another connection within the deadline.
     private func openDuplexAttempt(
-        head: RequestHead, deadline: ContinuousClock.Instant, nioDeadline: NIODeadline, avoiding: ResolvedAddress?
+        head: RequestHead, deadline: ContinuousClock.Instant, nioDeadline: NIODeadline, avoiding: ResolvedAddress?,
+        trace: RequestTrace?
     ) async throws -> DuplexStream.Attempt {
         var avoid = avoiding
         var tries = 0
         while true {
             let subconnection = try await pickSubconnection(until: deadline, avoiding: avoid)
+            let attemptHead =
+                trace?.attemptStarted(on: subconnection.address, scheme: defaultScheme, authority: defaultAuthority, bodyLength: nil) ?? head
             do {
-                let (response, control) = try await subconnection.openDuplex(head: head, deadline: nioDeadline)
+                let (response, control) = try await subconnection.openDuplex(head: attemptHead, deadline: nioDeadline)
                 return DuplexStream.Attempt(subconnection: subconnection, response: response, control: control)
             } catch let failure as AttemptFailure {
                 release(subconnection)
                 tries += 1
-                guard failure.kind != .notSendable, tries <= configuration.maxTransparentRetries else {
-                    throw failure.poolError(reopened: tries - 1)
-                }
+                let error = failure.poolError(reopened: tries - 1)
+                trace?.attemptEnded(error, goAway: failure.closeReason)
+                guard failure.kind != .notSendable, tries <= configuration.maxTransparentRetries else { throw error }
+                trace?.resending(after: error)
                 avoid = subconnection.address
             }
         }

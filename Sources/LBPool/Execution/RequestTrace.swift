@@ -1,25 +1,31 @@
 import HTTPTypes
+import Synchronization
 import Tracing
 
 /// The spans of one request, as OpenTelemetry's HTTP client conventions name them: one span for
 /// the request, from the call until the response is handled or the request fails, and one child
 /// span per attempt that got a connection, whose context is injected into that attempt's header
-/// fields. Both are of kind `client` and named for the method. Used by one task only.
+/// fields. Both are of kind `client` and named for the method. A duplex stream's reopening
+/// (another task) reaches it too, hence the lock.
 ///
 /// Events: `lbpool.resend` on the request when an unprocessed attempt is sent again,
 /// `lbpool.retry` when a failed attempt is retried (with `lbpool.retry.delay_ms`), and
 /// `lbpool.goaway` on an attempt that a GOAWAY cut short (with its code and last-stream-id).
-final class RequestTrace {
+final class RequestTrace: Sendable {
+    private struct State {
+        var attempt: (any Span)?
+        /// Attempts so far that got a connection.
+        var attempts = 0
+        /// The status of the latest response head.
+        var status: Int?
+    }
+
     private let tracer: any Tracer
     private let request: HTTPRequest
     private let span: any Span
     private let host: String
     private let port: Int
-    private var attempt: (any Span)?
-    /// Attempts so far that got a connection.
-    private var attempts = 0
-    /// The status of the latest response head.
-    private var status: Int?
+    private let state = Mutex(State())
 
     init(tracer: any Tracer, request: HTTPRequest, target: Target) {
         self.tracer = tracer
@@ -44,9 +50,14 @@ final class RequestTrace {
         attempt.attributes["server.port"] = port
         attempt.attributes["network.peer.address"] = address.ip
         attempt.attributes["network.peer.port"] = address.port
-        if attempts > 0 { attempt.attributes["http.request.resend_count"] = attempts }
-        attempts += 1
-        self.attempt = attempt
+        let earlier = state.withLock { state in
+            defer {
+                state.attempts += 1
+                state.attempt = attempt
+            }
+            return state.attempts
+        }
+        if earlier > 0 { attempt.attributes["http.request.resend_count"] = earlier }
         var traced = request
         tracer.inject(attempt.context, into: &traced.headerFields, using: HTTPFieldsInjector())
         return RequestHead(traced, scheme: scheme, authority: authority, bodyLength: bodyLength)
@@ -54,7 +65,10 @@ final class RequestTrace {
 
     /// The attempt's response head arrived.
     func attemptAnswered(status: Int) {
-        self.status = status
+        let attempt = state.withLock { state in
+            state.status = status
+            return state.attempt
+        }
         guard let attempt else { return }
         attempt.attributes["http.response.status_code"] = status
         if status >= 400 {
@@ -65,6 +79,10 @@ final class RequestTrace {
 
     /// The attempt ended: its response was handled, or it failed with `error`.
     func attemptEnded(_ error: LBPoolError? = nil, goAway: ConnectionCloseReason? = nil) {
+        let attempt = state.withLock { state in
+            defer { state.attempt = nil }
+            return state.attempt
+        }
         guard let attempt else { return }
         if case .goAway(let code, let lastStreamID, _) = goAway {
             attempt.addEvent(
@@ -78,7 +96,6 @@ final class RequestTrace {
             attempt.setStatus(SpanStatus(code: .error, message: error.message))
         }
         attempt.end()
-        self.attempt = nil
     }
 
     /// The attempt was not processed and is sent again.
@@ -95,7 +112,7 @@ final class RequestTrace {
     /// The request ended with the latest response handed to the caller and handled.
     func finished() {
         attemptEnded()
-        guard let status else { return span.end() }
+        guard let status = state.withLock({ $0.status }) else { return span.end() }
         span.attributes["http.response.status_code"] = status
         if status >= 400 {
             span.attributes["error.type"] = "\(status)"
