@@ -42,10 +42,12 @@ started=$SECONDS
 mark() { echo "$((SECONDS - started)) $1" >> "$work/marks"; } # mark LABEL: a line on the chart, now
 # The client's live lines and events, as they come.
 tail -n +1 -f "$work/client.txt" --pid "$client_pid" &
+client_tail=$!
 # A 4 MiB download at 256 KiB/s (16 s), which resumes elsewhere when its connection closes.
 "$client" "${url}stream" --follow --dns-server "127.0.0.1:$dns_port" > "$work/follow.txt" &
 follow_pid=$!
 tail -n +1 -f "$work/follow.txt" --pid "$follow_pid" &
+follow_tail=$!
 for _ in $(seq 100); do grep -q "answered" "$work/follow.txt" && break; sleep 0.1; done
 # The pod serving the download restarts; of the other two, one is killed and one leaves.
 streamed=$(awk '/answered/ { print $2; exit }' "$work/follow.txt")
@@ -86,16 +88,15 @@ status=0
 wait "$client_pid" || status=$?
 follow_status=0
 wait "$follow_pid" || follow_status=$?
-sleep 0.2
+# The client's summary table comes through its tail, before the verdict.
+wait "$client_tail" "$follow_tail" 2>/dev/null || true
 
-say "summary"
-sed -n '/^address /,$p' "$work/client.txt"
 failed=$(awk '$1 == "total" { print $3 }' "$work/client.txt")
+say "$(awk '$1 == "total" { print $2 }' "$work/client.txt") requests, ${failed:-?} failed; $(tail -1 "$work/follow.txt" | sed 's/^follow: /the download: /')"
 if [ "$status" != 0 ] || [ "${failed:-1}" != 0 ]; then
   echo "requests failed (exit status $status)" >&2
   exit 1
 fi
-tail -1 "$work/follow.txt"
 if [ "$follow_status" != 0 ] || ! grep -q "closing signal" "$work/follow.txt"; then
   echo "the download did not resume after its connection's closing signal" >&2
   exit 1
