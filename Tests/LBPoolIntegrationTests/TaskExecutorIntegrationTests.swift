@@ -30,16 +30,22 @@ import Testing
         return result
     }
 
+    /// Three nginx behind dnsmasq, and a pool on `group` for them; the fleet runs as long as
+    /// the returned one lives.
+    static func poolOnThreePods(_ group: MultiThreadedEventLoopGroup) async throws -> (LBPool, ([NginxBackend], DNSServer)) {
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
+        var configuration = testConfiguration(dns: dns)
+        configuration.eventLoopGroup = group
+        return (try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration), (backends, dns))
+    }
+
     @Test func requestTasksRunOnThePoolsEventLoopsAndSpreadEvenly() async throws {
         try await Self.withGroup(threads: 2) { group in try await requestTasksRunOnLoops(of: group) }
     }
 
     func requestTasksRunOnLoops(of group: MultiThreadedEventLoopGroup) async throws {
-        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
-        defer { withExtendedLifetime((backends, dns)) {} }
-        var configuration = testConfiguration(dns: dns)
-        configuration.eventLoopGroup = group
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
+        let (pool, fleet) = try await Self.poolOnThreePods(group)
+        defer { withExtendedLifetime(fleet) {} }
         #expect(pool.taskExecutor.eventLoopGroup === group)
         let workers = 16, perWorker = 60
         let results = try await withRunningPool(pool) { pool in
@@ -87,11 +93,8 @@ import Testing
     }
 
     func requestsStayOnTheHomeLoop(_ group: MultiThreadedEventLoopGroup) async throws {
-        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
-        defer { withExtendedLifetime((backends, dns)) {} }
-        var configuration = testConfiguration(dns: dns)
-        configuration.eventLoopGroup = group
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
+        let (pool, fleet) = try await Self.poolOnThreePods(group)
+        defer { withExtendedLifetime(fleet) {} }
         let home = pool.taskExecutor.home
         let (served, offHome, handoffs) = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
@@ -128,11 +131,8 @@ import Testing
     }
 
     func eachLoopGetsItsConnections(_ group: MultiThreadedEventLoopGroup) async throws {
-        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
-        defer { withExtendedLifetime((backends, dns)) {} }
-        var configuration = testConfiguration(dns: dns)
-        configuration.eventLoopGroup = group
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
+        let (pool, fleet) = try await Self.poolOnThreePods(group)
+        defer { withExtendedLifetime(fleet) {} }
         #expect(pool.taskExecutors.count == 2)
         #expect(pool.taskExecutors[0] === pool.taskExecutor)
         /// `perTask` requests from each of four tasks, two started on each loop.

@@ -15,6 +15,14 @@ import Tracing
             extraServerConfig: #"location = /trace { return 200 "$http_in_memory_trace_id $http_in_memory_span_id"; }"#)
     }
 
+    /// A pool for the fleet behind `dns` that traces into a new in-memory tracer.
+    static func tracedPool(dns: DNSServer, port: Int) throws -> (LBPool, InMemoryTracer) {
+        let tracer = InMemoryTracer()
+        var configuration = testConfiguration(dns: dns)
+        configuration.tracer = tracer
+        return (try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration), tracer)
+    }
+
     static func attribute(_ span: FinishedInMemorySpan, _ name: String) -> SpanAttribute? {
         span.attributes.get(name)
     }
@@ -24,10 +32,7 @@ import Tracing
             try Self.tracingBackend(ip: $0, port: $1)
         }
         defer { withExtendedLifetime((backends, dns)) {} }
-        let tracer = InMemoryTracer()
-        var configuration = testConfiguration(dns: dns)
-        configuration.tracer = tracer
-        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+        let (pool, tracer) = try Self.tracedPool(dns: dns, port: port)
         let response = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
             return try await pool.execute(get("/trace", id: "traced"))
@@ -59,10 +64,7 @@ import Tracing
             try Self.tracingBackend(ip: $0, port: $1, keepaliveRequests: 5)
         }
         defer { withExtendedLifetime((backends, dns)) {} }
-        let tracer = InMemoryTracer()
-        var configuration = testConfiguration(dns: dns)
-        configuration.tracer = tracer
-        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+        let (pool, tracer) = try Self.tracedPool(dns: dns, port: port)
         let statuses = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(timeout: .seconds(10))
             return try await withThrowingTaskGroup(of: Int.self) { group in
@@ -105,10 +107,7 @@ import Tracing
     @Test func aDuplexStreamIsTracedLikeARequest() async throws {
         let (backends, dns, port) = try await startFleet(["127.0.0.2"], ttl: 30) { try Self.tracingBackend(ip: $0, port: $1) }
         defer { withExtendedLifetime((backends, dns)) {} }
-        let tracer = InMemoryTracer()
-        var configuration = testConfiguration(dns: dns)
-        configuration.tracer = tracer
-        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+        let (pool, tracer) = try Self.tracedPool(dns: dns, port: port)
         let echoed = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(timeout: .seconds(10))
             return try await pool.execute(
