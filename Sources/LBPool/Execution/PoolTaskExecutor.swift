@@ -7,8 +7,8 @@ import NIOCore
 /// prefers this executor runs on its event loop (``home``), and the pool keeps a connection to
 /// every address it sends to on that loop: the request is written and its response read on the
 /// task's own thread, without any handoff. ``LBPool/taskExecutor`` runs on the pool's home loop,
-/// where all of the pool's connections start; in the project's benchmark this makes a request
-/// about as cheap in CPU as one of h2load's.
+/// where all of the pool's connections start; in the project's benchmark a request costs about
+/// a third less client CPU this way than from Swift's global executor.
 ///
 /// Give the preference to the tasks that send requests:
 ///
