@@ -87,11 +87,14 @@ demo: chart-deps
 bench: chart-deps
 	@# The nested package plans its build of this one anew: a cached plan misses new files.
 	rm -f Benchmarks/.build/release.yaml
+	@# The baseline of tracing's cost with no tracer: the example client with tracing compiled out.
+	$(SWIFT) build -c release --product RoundRobinClient --traits TracingCompiledOut
+	cp "$$($(SWIFT) build -c release --show-bin-path)/RoundRobinClient" .build/RoundRobinClient-untraced
 	$(SWIFT) build -c release --product RoundRobinClient
 	$(SWIFT) build -c release --package-path Benchmarks --product AHCLoad
 	$(SWIFT) build -c release --package-path Benchmarks --product ScaleProbe
 	bash scripts/bench.sh "$$($(SWIFT) build -c release --show-bin-path)/RoundRobinClient" \
-	  "$$($(SWIFT) build -c release --package-path Benchmarks --show-bin-path)"
+	  "$$($(SWIFT) build -c release --package-path Benchmarks --show-bin-path)" .build/RoundRobinClient-untraced
 
 # Checks the DocC catalog against the public API (no warnings allowed) and writes it to .build/docs.
 docs: build

@@ -11,7 +11,10 @@ let package = Package(
     traits: [
         // The entry points the nested Benchmarks package measures internals through
         // (`BenchmarkHooks`); off by default, so no user's build contains them.
-        .trait(name: "BenchmarkHooks", description: "Internals for the Benchmarks package; not API.")
+        .trait(name: "BenchmarkHooks", description: "Internals for the Benchmarks package; not API."),
+        // The request path without its tracing code (the configured tracer is ignored): the
+        // baseline `make bench` measures tracing with no tracer against. Off by default.
+        .trait(name: "TracingCompiledOut", description: "No tracing on the request path; a benchmark baseline."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -55,7 +58,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             path: "Examples/RoundRobinClient",
             swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]

@@ -3,10 +3,13 @@
 # h2load (the C reference), the pool (example client, release build) and AsyncHTTPClient, over
 # h2c, h2 over TLS and HTTP/1.1; then the 1000-address scale case and the micro-benchmarks.
 # Prints everything and writes Benchmarks/RESULTS.md.
-# Usage: bench.sh ROUND-ROBIN-CLIENT BENCHMARKS-BIN-DIR
+# Usage: bench.sh ROUND-ROBIN-CLIENT BENCHMARKS-BIN-DIR UNTRACED-ROUND-ROBIN-CLIENT
+# (the last: the example client built with the trait TracingCompiledOut, the baseline of the cost
+# of tracing with no tracer).
 set -euo pipefail
 client="$1"
 bin="$2"
+untraced_client="$3"
 requests="${BENCH_REQUESTS:-100000}"
 # Requests of the large-body rows (4 MiB each).
 big_requests="${BENCH_BIG_REQUESTS:-300}"
@@ -104,18 +107,25 @@ ratio() { python3 -c "print(round($1 / $2, 3) if $2 else 0)"; }
 
 # median ROW...: the row (space-separated, requests/s first) with the median requests/s.
 median() { printf '%s\n' "$@" | sort -g -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
+# median_cpu ROW...: the median of the 5th fields (client CPU per request) on their own.
+median_cpu() { printf '%s\n' "$@" | awk '{ print $5 }' | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+# spread_cpu ROW...: the lowest and highest 5th field, as "LOW–HIGH".
+spread_cpu() { printf '%s\n' "$@" | awk '{ print $5 }' | sort -g | sed -n '1p;$p' | paste -sd '–'; }
 # failures ROW...: the sum of the 4th fields (failed requests) over every run.
 failures() { printf '%s\n' "$@" | awk '{ total += $4 } END { print total + 0 }'; }
 
 echo "== h2c: 3 connections (one per backend), 63 concurrent streams, $requests requests, $runs runs"
 # The pool three ways: its workers on the pool's event loops (the example's default, SwiftNIO's
 # shared group of one loop per core), the same on one event loop, and on Swift's global executor.
-h2c_runs=(); pool_h2c_runs=(); pool_one_runs=(); pool_global_runs=(); pool_two_runs=(); pool_four_runs=(); pool_traced_runs=()
+h2c_runs=(); pool_h2c_runs=(); pool_one_runs=(); pool_global_runs=(); pool_two_runs=(); pool_four_runs=(); pool_traced_runs=(); pool_untraced_runs=()
 for round in $(seq "$runs"); do
   h2load_run h2c http "$port" -c 1 -m 21
   h2c_runs+=("$rps $mean $client_us $server_us")
   json_run pool-h2c "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id
   pool_h2c_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
+  # The same build with tracing compiled out, right after: what tracing costs with no tracer.
+  json_run pool-h2c-untraced "$untraced_client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id
+  pool_untraced_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
   json_run pool-h2c-one-loop "${client_pin[@]}" "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id --event-loops 1
   pool_one_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
   json_run pool-h2c-global "$client" "http://$name:$port/" --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id --executor global
@@ -137,6 +147,11 @@ pool_global=($(median "${pool_global_runs[@]}")); pool_global[3]=$(failures "${p
 pool_two=($(median "${pool_two_runs[@]}")); pool_two[3]=$(failures "${pool_two_runs[@]}")
 pool_four=($(median "${pool_four_runs[@]}")); pool_four[3]=$(failures "${pool_four_runs[@]}")
 pool_traced=($(median "${pool_traced_runs[@]}")); pool_traced[3]=$(failures "${pool_traced_runs[@]}")
+pool_untraced=($(median "${pool_untraced_runs[@]}")); pool_untraced[3]=$(failures "${pool_untraced_runs[@]}")
+# The no-tracer cost, CPU against CPU: the median of each series, and each series' range.
+no_tracer_us=$(median_cpu "${pool_h2c_runs[@]}"); compiled_out_us=$(median_cpu "${pool_untraced_runs[@]}")
+no_tracer_spread=$(spread_cpu "${pool_h2c_runs[@]}"); compiled_out_spread=$(spread_cpu "${pool_untraced_runs[@]}")
+echo "tracing with no tracer: client CPU per request $no_tracer_us µs (runs $no_tracer_spread), compiled out $compiled_out_us µs (runs $compiled_out_spread): $(ratio "$no_tracer_us" "$compiled_out_us") ×"
 echo "tracing: client CPU per request $(ratio "${pool_traced[4]}" "${pool_h2c[4]}") × untraced (${pool_traced[4]} µs traced, ${pool_h2c[4]} µs with no tracer)"
 echo "median: h2load $h2c_rps, pool ${pool_h2c[0]}, on one event loop ${pool_one[0]}, on the global executor ${pool_global[0]}"
 echo "ratio pool / h2load (h2c): $(ratio "${pool_h2c[0]}" "$h2c_rps"), one event loop $(ratio "${pool_one[0]}" "$h2c_rps"), global executor $(ratio "${pool_global[0]}" "$h2c_rps"), 2 loops $(ratio "${pool_two[0]}" "$h2c_rps"), 4 loops $(ratio "${pool_four[0]}" "$h2c_rps")"
@@ -262,6 +277,7 @@ h2load_version=$(h2load --version | head -1)
   echo "| swift-lbpool, \`--event-loops 1\` | h2c | 3 × 21 (63 concurrent) | ${pool_one[0]} | ${pool_one[1]} ms | ${pool_one[2]} ms | ${pool_one[3]} | $(ratio "${pool_one[0]}" "$h2c_rps") × h2load | ${pool_one[4]} µs | ${pool_one[5]} µs |"
   echo "| swift-lbpool, \`--executor global\` | h2c | 3 × 21 (63 concurrent) | ${pool_global[0]} | ${pool_global[1]} ms | ${pool_global[2]} ms | ${pool_global[3]} | $(ratio "${pool_global[0]}" "$h2c_rps") × h2load | ${pool_global[4]} µs | ${pool_global[5]} µs |"
   echo "| swift-lbpool, \`--event-loops 2\` (workers on both) | h2c | 3 × 21 per loop (63 concurrent) | ${pool_two[0]} | ${pool_two[1]} ms | ${pool_two[2]} ms | ${pool_two[3]} | $(ratio "${pool_two[0]}" "$h2c_rps") × h2load | ${pool_two[4]} µs | ${pool_two[5]} µs |"
+  echo "| swift-lbpool, tracing compiled out (trait \`TracingCompiledOut\`) | h2c | 3 × 21 (63 concurrent) | ${pool_untraced[0]} | ${pool_untraced[1]} ms | ${pool_untraced[2]} ms | ${pool_untraced[3]} | $(ratio "${pool_untraced[0]}" "$h2c_rps") × h2load | ${pool_untraced[4]} µs | ${pool_untraced[5]} µs |"
   echo "| swift-lbpool, every request traced (\`--trace\`) | h2c | 3 × 21 (63 concurrent) | ${pool_traced[0]} | ${pool_traced[1]} ms | ${pool_traced[2]} ms | ${pool_traced[3]} | $(ratio "${pool_traced[0]}" "$h2c_rps") × h2load | ${pool_traced[4]} µs | ${pool_traced[5]} µs |"
   echo "| swift-lbpool, \`--event-loops 4\` (workers on all four) | h2c | 3 × 21 per loop (63 concurrent) | ${pool_four[0]} | ${pool_four[1]} ms | ${pool_four[2]} ms | ${pool_four[3]} | $(ratio "${pool_four[0]}" "$h2c_rps") × h2load | ${pool_four[4]} µs | ${pool_four[5]} µs |"
   echo "| $h2load_version | h2 + TLS | 3 × 21 | $tls_rps | mean $tls_mean | | | 1 | $tls_client_us µs | $tls_server_us µs |"
@@ -281,8 +297,14 @@ h2load_version=$(h2load --version | head -1)
   echo "all N (\`LBPool.taskExecutors\`); each loop then gets its own connection to every backend."
   echo "\`--executor global\` leaves them on Swift's global executor, as a plain \`Task\` would."
   echo "Tracing: the rows without \`--trace\` run with no tracer bootstrapped, where the pool makes no"
-  echo "span; \`--trace\` gives it swift-distributed-tracing's in-memory tracer (spans dropped), two"
-  echo "spans and one context injection per request: $(ratio "${pool_traced[4]}" "${pool_h2c[4]}") × the untraced client CPU per request."
+  echo "span. What that costs is measured against the same client built with the package trait"
+  echo "\`TracingCompiledOut\` (no tracing code on the request path), each run right after a default one:"
+  echo "client CPU per request, median of $runs, **$no_tracer_us µs with tracing and no tracer, $compiled_out_us µs"
+  echo "compiled out ($(ratio "$no_tracer_us" "$compiled_out_us") ×)**; the runs ranged over $no_tracer_spread and $compiled_out_spread µs."
+  echo "\`--trace\` gives the pool the example's \`ReferenceTracer\`: random W3C ids, attributes and events"
+  echo "kept under each span's lock, a \`traceparent\` field injected, the span dropped at its end where"
+  echo "an exporter would queue it. Two spans and one injection per request:"
+  echo "$(ratio "${pool_traced[4]}" "${pool_h2c[4]}") × the untraced client CPU per request."
   echo "Cores: $pinning."
   echo "Every client sends the same \`GET /\` with nothing but the pseudo-headers of its own (h2load"
   echo "adds \`user-agent\`): the example client runs with \`--no-request-id\`."

@@ -29,8 +29,8 @@ struct Options {
     var eventLoops: Int?
     /// Every request carries a unique `x-request-id`.
     var requestIDs = true
-    /// Trace every request with an in-memory tracer whose spans are dropped: the cost of making
-    /// spans, without any export.
+    /// Trace every request with `ReferenceTracer`, which does a real tracer's work per span and
+    /// drops the span at its end: the cost of making spans, without any export.
     var trace = false
     /// A line per second with requests/s, p99 and each address's share, and pool events
     /// inline; `nil`: when standard output is a terminal (and not `--json`).

@@ -1,5 +1,4 @@
 import HTTPTypes
-import InMemoryTracing
 import LBPool
 import Logging
 import NIOCore
@@ -50,7 +49,7 @@ struct RoundRobinClient {
         if let loops = options.eventLoops {
             configuration.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         }
-        let tracer = options.trace ? InMemoryTracer(recordInjections: false, recordExtractions: false) : nil
+        let tracer = options.trace ? ReferenceTracer() : nil
         if let tracer { configuration.tracer = tracer }
         var logger = Logger(label: "RoundRobinClient") { label in StreamLogHandler.standardError(label: label) }
         logger.logLevel = .warning
@@ -87,7 +86,7 @@ struct RoundRobinClient {
         }
         let (stats, elapsed) = load.result
         if options.json {
-            print(stats.json(elapsedSeconds: elapsed.seconds))
+            print(stats.json(elapsedSeconds: elapsed.seconds, spans: load.tracer?.ended.value))
         } else {
             print(stats.table(elapsedSeconds: elapsed.seconds))
         }
@@ -101,10 +100,10 @@ struct RoundRobinClient {
 final class LoadRun: Service, Sendable {
     let pool: LBPool
     let options: Options
-    let tracer: InMemoryTracer?
+    let tracer: ReferenceTracer?
     private let outcome = Mutex<(Stats, Duration)>((Stats(), .zero))
 
-    init(pool: LBPool, options: Options, tracer: InMemoryTracer?) {
+    init(pool: LBPool, options: Options, tracer: ReferenceTracer?) {
         self.pool = pool
         self.options = options
         self.tracer = tracer
@@ -117,19 +116,10 @@ final class LoadRun: Service, Sendable {
     func run() async throws {
         let clock = ContinuousClock()
         let runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let pool = pool, options = options, tracer = tracer
+        let pool = pool, options = options
         let live = options.live ?? (isatty(1) != 0 && !options.json)
         let recorder = live || options.timeline != nil ? SecondRecorder() : nil
         await withDiscardingTaskGroup { group in
-            if let tracer {
-                // The spans are made and dropped: only their cost is wanted.
-                group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(200))
-                        tracer.clearFinishedSpans()
-                    }
-                }
-            }
             if live {
                 // Inline with the live lines.
                 let events = pool.events()

@@ -43,7 +43,8 @@ struct Stats: Sendable {
         return (at(0.5), at(0.99))
     }
 
-    func json(elapsedSeconds: Double) -> String {
+    /// `spans`: the spans a `--trace` run ended, when it traced.
+    func json(elapsedSeconds: Double, spans: Int? = nil) -> String {
         let latency = percentiles()
         let total = succeeded + failed
         let addresses = perAddress.keys.sorted().map { address in
@@ -56,7 +57,8 @@ struct Stats: Sendable {
             + "\"requestsPerSecond\":\(format(elapsedSeconds > 0 ? Double(total) / elapsedSeconds : 0)),"
             + "\"latencyMs\":{\"p50\":\(format(latency.p50)),\"p99\":\(format(latency.p99))},"
             + "\"addresses\":{\(addresses.joined(separator: ","))},"
-            + "\"errors\":{\(errorEntries.joined(separator: ","))}}"
+            + "\"errors\":{\(errorEntries.joined(separator: ","))}"
+            + (spans.map { ",\"spans\":\($0)" } ?? "") + "}"
     }
 
     func table(elapsedSeconds: Double) -> String {

@@ -36,8 +36,15 @@ public final class LBPool: Service, Sendable {
     let defaultAuthority: String
     let balancer: Balancer
     let picker: any Picker
+    #if TracingCompiledOut
+    /// Built with the trait `TracingCompiledOut`: no tracer ever, known at compile time, so the
+    /// request path has no tracing code left. The baseline `make bench` measures the cost of
+    /// tracing with no tracer against.
+    var tracer: (any Tracer)? { nil }
+    #else
     /// `nil` when nothing traces: the request path then makes no span.
     let tracer: (any Tracer)?
+    #endif
     /// The budget every retry of this pool draws from.
     public let retryBudget: any RetryBudget
     private let resolver: any Resolver
@@ -78,8 +85,10 @@ public final class LBPool: Service, Sendable {
         self.defaultAuthority = target.authority
         self.configuration = configuration
         self.picker = configuration.picker.make()
+        #if !TracingCompiledOut
         let tracer = configuration.tracer ?? InstrumentationSystem.tracer
         self.tracer = tracer is NoOpTracer ? nil : tracer
+        #endif
         self.logger = logger
         self.retryBudget = configuration.retryBudget ?? makeDefaultRetryBudget()
         if let resolver {

@@ -95,6 +95,28 @@ import Testing
         #expect(Set(subsets).count > 1, "different keys, different subsets: \(subsets)")
     }
 
+    @Test func traceMakesTwoSpansPerRequestAndEndsThemAll() async throws {
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let folder = try makeWorkFolder("client-trace")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("stdout.json")
+        let client = try ChildProcess(
+            name: "RoundRobinClient", path: try clientPath(),
+            arguments: [
+                "http://\(Self.name):\(port)/", "--requests", "500", "--concurrency", "8", "--dns-server", dns.address,
+                "--trace", "--json",
+            ],
+            log: folder.appendingPathComponent("stderr.log"), output: output
+        )
+        try await waitFor("the client to finish", timeout: .seconds(30)) { !client.isRunning }
+        #expect(client.exitCode == 0)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: Any]
+        #expect(summary?["succeeded"] as? Int == 500, "\(String(describing: summary))")
+        // One span for the request and one for its attempt, every one ended.
+        #expect(summary?["spans"] as? Int == 1000, "\(String(describing: summary))")
+    }
+
     @Test func theTimelineHasARowPerSecondPerAddressAndTheLiveLinesShowTheShares() async throws {
         let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         defer { withExtendedLifetime((backends, dns)) {} }
