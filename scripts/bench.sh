@@ -110,7 +110,7 @@ median() { printf '%s\n' "$@" | sort -g -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
 # median_cpu ROW...: the median of the 5th fields (client CPU per request) on their own.
 median_cpu() { printf '%s\n' "$@" | awk '{ print $5 }' | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 # spread_cpu ROW...: the lowest and highest 5th field, as "LOW–HIGH".
-spread_cpu() { printf '%s\n' "$@" | awk '{ print $5 }' | sort -g | sed -n '1p;$p' | paste -sd '–'; }
+spread_cpu() { printf '%s\n' "$@" | awk '{ print $5 }' | sort -g | awk 'NR == 1 { low = $1 } { high = $1 } END { print low "–" high }'; }
 # failures ROW...: the sum of the 4th fields (failed requests) over every run.
 failures() { printf '%s\n' "$@" | awk '{ total += $4 } END { print total + 0 }'; }
 
