@@ -39,6 +39,8 @@ struct Options {
     var timeline: String?
     /// Download the path whole instead of a load, resuming elsewhere when its connection closes.
     var follow = false
+    /// Speak HTTP/1.1 instead of HTTP/2, on any scheme.
+    var http1 = false
     /// Connect to only this many addresses (rendezvous subsetting).
     var subsetSize: Int?
     /// The subset's key; `nil`: the library draws one.
@@ -53,7 +55,7 @@ struct Options {
                                     [--picker round-robin|random|p2c|least-loaded]
                                     [--executor event-loop|global] [--event-loops N] [--no-request-id] [--trace]
                                     [--live | --no-live] [--timeline FILE.csv] [--follow]
-                                    [--subset-size N] [--subset-key KEY]
+                                    [--subset-size N] [--subset-key KEY] [--http1]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -138,6 +140,7 @@ struct Options {
             case "--no-live": options.live = false
             case "--timeline": options.timeline = try value(argument)
             case "--follow": options.follow = true
+            case "--http1": options.http1 = true
             case "-h", "--help": throw UsageError(description: "")
             default:
                 guard !argument.hasPrefix("-"), url == nil else {

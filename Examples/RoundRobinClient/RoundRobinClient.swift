@@ -28,6 +28,7 @@ struct RoundRobinClient {
 
         var configuration = LBPool.Configuration()
         configuration.minConnections = options.minConnections
+        if options.http1 { configuration.httpVersion = .http1 }
         if let dnsServer = options.dnsServer {
             configuration.dns.nameServers = [dnsServer]
         }

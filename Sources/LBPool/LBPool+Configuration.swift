@@ -32,14 +32,35 @@ extension LBPool {
         /// How a request's address is chosen. Default: ``PickerChoice/roundRobin``.
         public var picker: PickerChoice = .roundRobin
 
-        /// Warm HTTP/2 connections kept to every resolved address, dialled as soon as ``LBPool/run()``
-        /// starts and whenever an address appears. Default: 1 (HTTP/2 multiplexes).
+        /// The HTTP version the pool speaks to every address. Default: ``HTTPVersion/http2``.
+        public var httpVersion: HTTPVersion = .http2
+        /// Warm connections kept to every resolved address, dialled as soon as ``LBPool/run()``
+        /// starts and whenever an address appears. Default: 1 (HTTP/2 multiplexes; over HTTP/1.1
+        /// more are dialled as requests need them, up to ``maxConnections``).
         public var minConnections: Int = 1
         /// Most connections per address. Beyond ``minConnections``, one more is dialled when every
-        /// connection to the address has as many streams open as the server allows
-        /// (SETTINGS_MAX_CONCURRENT_STREAMS); at the maximum, requests queue for a free stream
-        /// within their deadline. Default: 4.
-        public var maxConnections: Int = 4
+        /// connection to the address has as many requests open as the server allows (over HTTP/2
+        /// its SETTINGS_MAX_CONCURRENT_STREAMS, over HTTP/1.1 one); at the maximum, requests queue
+        /// for a free connection within their deadline. Default: `nil`, which is 4 over HTTP/2
+        /// and 32 over HTTP/1.1 (where it is the most requests in flight per address).
+        public var maxConnections: Int?
+
+        /// ``maxConnections``, or its default for ``httpVersion``.
+        var connectionsPerAddressLimit: Int {
+            maxConnections ?? (httpVersion == .http1 ? 32 : 4)
+        }
+
+        /// The HTTP version of a pool's connections.
+        public enum HTTPVersion: Sendable, Hashable {
+            /// HTTP/2: with prior knowledge on `http`, with ALPN `h2` on `https`. Requests share
+            /// a connection as streams.
+            case http2
+            /// HTTP/1.1 on `http` and `https` (ALPN `http/1.1`), on SwiftNIO's `NIOHTTP1`: one
+            /// request at a time per connection, the connection kept alive between requests, no
+            /// pipelining. A connection the server closes (`Connection: close`, an HTTP/1.0
+            /// response, an idle close) drains like one that received GOAWAY.
+            case http1
+        }
         /// Time allowed for TCP connect, TLS handshake and the server's first SETTINGS. Default: 10 s.
         public var connectTimeout: Duration = .seconds(10)
         /// Default deadline of a request, from the call until the response head arrives
@@ -208,7 +229,8 @@ extension LBPool {
         public var reconnectBackoff = ReconnectBackoff()
         /// DNS settings, used when the target host is a name.
         public var dns = DNSResolver.Configuration()
-        /// TLS settings for `https` targets; ALPN is always set to `h2`, and the server name
+        /// TLS settings for `https` targets; ALPN is set to `h2` (`http/1.1` with ``httpVersion``
+        /// ``HTTPVersion/http1``), and the server name
         /// (SNI and certificate check) is the target's host. Default: `nil`, meaning
         /// `TLSConfiguration.makeClientConfiguration()` (system trust roots, full verification).
         public var tls: TLSConfiguration?
@@ -240,7 +262,7 @@ extension LBPool {
             guard minConnections <= 1024 else {
                 throw .init(setting: "minConnections", value: "\(minConnections)", reason: "must be at most 1024")
             }
-            guard maxConnections >= minConnections else {
+            if let maxConnections, maxConnections < minConnections {
                 throw .init(
                     setting: "maxConnections", value: "\(maxConnections)",
                     reason: "must be at least minConnections (\(minConnections))")

@@ -103,7 +103,7 @@ public final class LBPool: Service, Sendable {
         var tlsContext: NIOSSLContext?
         if target.scheme == .https {
             var tls = configuration.tls ?? .makeClientConfiguration()
-            tls.applicationProtocols = ["h2"]
+            tls.applicationProtocols = configuration.httpVersion == .http1 ? ["http/1.1"] : ["h2"]
             do {
                 tlsContext = try NIOSSLContext(configuration: tls)
             } catch {
@@ -120,6 +120,7 @@ public final class LBPool: Service, Sendable {
         self.taskExecutor = taskExecutors[0]
         let settings = ConnectionSettings(
             eventLoopGroup: eventLoopGroup,
+            wireProtocol: configuration.httpVersion == .http1 ? .http1 : .http2,
             tlsContext: tlsContext,
             serverHostname: target.isIPLiteral ? nil : target.host,
             connectTimeout: configuration.connectTimeout,
@@ -139,7 +140,7 @@ public final class LBPool: Service, Sendable {
         self.balancer = Balancer(
             settings: BalancerStateMachine.Settings(
                 minConnections: configuration.minConnections,
-                maxConnections: configuration.maxConnections,
+                maxConnections: configuration.connectionsPerAddressLimit,
                 rotation: configuration.maxConnectionLifetime.map {
                     Balancer.Rotation(lifetime: $0, jitter: configuration.maxConnectionLifetimeJitter)
                 },

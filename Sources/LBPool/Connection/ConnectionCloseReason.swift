@@ -16,6 +16,11 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
     /// The connection opened as many streams as its server accepts on one connection (learned
     /// from earlier GOAWAYs, see ``LBPool/Configuration``), and a new one takes over.
     case streamLimitReached(Int)
+    /// An HTTP/1.1 server closes the connection, which is not an error: it said so in its
+    /// response (`Connection: close`, an HTTP/1.0 response without keep-alive), it closed the
+    /// connection while idle, or it ended its response before the request body was sent.
+    /// `detail` says which.
+    case serverClosing(String)
     /// The connection failed or was closed by the peer without GOAWAY.
     case connectionError(String)
     /// The client closed the connection because the server broke HTTP/2 or went past one of
@@ -35,6 +40,7 @@ public enum ConnectionCloseReason: Sendable, Hashable, CustomStringConvertible {
         case .poolShutdown: return "pool shutting down"
         case .keepaliveTimeout: return "keepalive timeout"
         case .streamLimitReached(let streams): return "the server's \(streams) streams per connection reached"
+        case .serverClosing(let detail): return "the server closes the connection: \(detail)"
         case .connectionError(let message): return "connection error: \(message)"
         case .protocolViolation(let code, let message): return "closed by the client for \(code): \(message)"
         }

@@ -54,7 +54,7 @@ extension ConnectionHandler {
             encoder.encode(head, into: &buffer)
         }
         nextStreamID = id + 2
-        let control = StreamControl(streamID: id, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        let control = StreamControl(streamID: id, handler: .http2(NIOLoopBound(self, eventLoop: context.eventLoop)))
         if response.attach(control) {
             // Cancelled meanwhile: the stream was opened on the wire, so it is reset at once.
             output.writeHTTP2RstStream(stream: id, code: .cancel)

@@ -48,17 +48,17 @@ extension Subconnection {
         if case .stream = storage {
             // A streamed body is written by this task once the stream is open.
             control = try? await handler.eventLoop.submit {
-                handler.value.openStream(response, head: head, body: nil, endStream: false, deadline: deadline)
+                handler.openStream(response, head: head, body: nil, endStream: false, deadline: deadline)
             }.get()
         } else {
             let bytes: ByteBuffer? = if case .bytes(let buffer) = storage { buffer } else { nil }
             if handler.eventLoop.inEventLoop {
                 // A task on the connection's own loop (see PoolTaskExecutor): no hop needed.
-                _ = handler.value.openStream(response, head: head, body: bytes, endStream: true, deadline: deadline)
+                _ = handler.openStream(response, head: head, body: bytes, endStream: true, deadline: deadline)
             } else {
                 shared.handoffs.wrappingAdd(1, ordering: .relaxed)
                 handler.eventLoop.execute {
-                    _ = handler.value.openStream(response, head: head, body: bytes, endStream: true, deadline: deadline)
+                    _ = handler.openStream(response, head: head, body: bytes, endStream: true, deadline: deadline)
                 }
             }
         }
@@ -96,7 +96,7 @@ extension Subconnection {
         let response = ResponseStream()
         let handler = connected.handler
         let control = try? await handler.eventLoop.submit {
-            handler.value.openStream(response, head: head, body: nil, endStream: false, deadline: deadline)
+            handler.openStream(response, head: head, body: nil, endStream: false, deadline: deadline)
         }.get()
         if shared.streamStarted() { drain(.streamLimitReached(shared.streamCap)) }
         guard let control else {
@@ -128,6 +128,11 @@ extension Subconnection {
     private func classify(_ error: any Error, streamID: HTTP2StreamNumber?, deadline: NIODeadline) -> AttemptFailure {
         if NIODeadline.now() >= deadline {
             return AttemptFailure(kind: .deadlineExceeded, underlying: error, address: address)
+        }
+        if let closed = error as? HTTP1ClosedBeforeResponse, closed.reusedConnection {
+            // The keep-alive race: the server closed the idle connection as the request went
+            // out, and no byte of a response came back.
+            return AttemptFailure(kind: .unprocessed, underlying: error, address: address, closeReason: shared.closing.reason)
         }
         if let reset = error as? HTTP2StreamReset, reset.byServer, reset.code == HTTP2Code.refusedStream {
             // REFUSED_STREAM: the server did no processing (RFC 9113 §8.7).

@@ -6,7 +6,14 @@ import Synchronization
 
 /// What a subconnection needs to dial; the same for every subconnection of a pool.
 struct ConnectionSettings: Sendable {
+    /// The protocol every connection speaks.
+    enum WireProtocol: Sendable, Equatable {
+        case http2
+        case http1
+    }
+
     var eventLoopGroup: any EventLoopGroup
+    var wireProtocol = WireProtocol.http2
     /// Present for `https` targets.
     var tlsContext: NIOSSLContext?
     /// The name used for SNI and certificate checks: the target's host, never the IP.
@@ -122,14 +129,15 @@ final class SubconnectionShared: Sendable {
     }
 }
 
-/// One HTTP/2 connection to one address: h2c with prior knowledge, or TLS with ALPN `h2`.
+/// One connection to one address: HTTP/2 (h2c with prior knowledge, or TLS with ALPN `h2`) or
+/// HTTP/1.1 (plain, or TLS with ALPN `http/1.1`), as the pool's settings say.
 ///
 /// A subconnection is dialled once; after it closes, the balancer makes a new one (with a new
 /// ``SubconnectionID``) if the endpoint still needs it.
 final class Subconnection: Sendable {
     struct Connected: Sendable {
         var channel: any Channel
-        var handler: NIOLoopBound<ConnectionHandler>
+        var handler: WireHandler
     }
 
     private enum Phase {
@@ -219,7 +227,7 @@ final class Subconnection: Sendable {
         }
         guard let connected else { return }
         connected.channel.eventLoop.execute {
-            connected.handler.value.drain(reason)
+            connected.handler.drain(reason)
         }
     }
 
@@ -238,6 +246,17 @@ final class Subconnection: Sendable {
                 if let tlsContext = settings.tlsContext {
                     try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: settings.serverHostname))
                 }
+                if settings.wireProtocol == .http1 {
+                    // NIOHTTP1 frames and parses the messages; the handler carries the requests.
+                    try sync.addHTTPClientHandlers()
+                    let handler = HTTP1ConnectionHandler(
+                        id: id, address: address, shared: shared, delegate: delegate, usesTLS: settings.tlsContext != nil,
+                        readyTimeout: settings.connectTimeout, drainTimeout: settings.drainTimeout, logger: settings.logger)
+                    let connected = Connected(channel: channel, handler: .http1(NIOLoopBound(handler, eventLoop: channel.eventLoop)))
+                    if let pendingDrain = self.publish(connected) { handler.drain(pendingDrain) }
+                    try sync.addHandler(handler)
+                    return connected
+                }
                 let handler = ConnectionHandler(
                     id: id,
                     address: address,
@@ -255,7 +274,7 @@ final class Subconnection: Sendable {
                 let loopBound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
                 // The handler speaks HTTP/2 on the bytes (after TLS, if any).
                 try sync.addHandler(handler)
-                let connected = Connected(channel: channel, handler: loopBound)
+                let connected = Connected(channel: channel, handler: .http2(loopBound))
                 // Published here, on the event loop and before any frame is read, so the
                 // connection is there for requests by the time the handler reports `ready`.
                 if let pendingDrain = self.publish(connected) {
