@@ -6,7 +6,8 @@ import NIOPosix
 import Testing
 
 /// The pool over HTTP/1.1 (`httpVersion = .http1`) against real nginx backends that speak only
-/// HTTP/1.1, behind dnsmasq, and a scripted server for the keep-alive race.
+/// HTTP/1.1, behind dnsmasq, Python's http.server (HTTP/1.0), and a scripted server for the
+/// keep-alive race and for a server that never answers.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct HTTP1IntegrationTests {
     func http1Fleet(_ ips: [String], keepaliveRequests: Int = 1_000_000, extra: String = "") async throws -> ([NginxBackend], DNSServer, Int) {
         try await startFleet(ips) {
@@ -157,7 +158,7 @@ import Testing
     @Test func aPostLostToTheKeepAliveRaceIsSentAgainOnAnotherConnection() async throws {
         // A server that answers the first request of each connection and closes it, unanswered,
         // when a second one arrives: what a server's idle close does to a request already on its way.
-        let server = try await KeepAliveRaceServer.start()
+        let server = try await ScriptedHTTP1Server.start(.dropSecondRequest)
         defer { Task { try? await server.close() } }
         var configuration = http1Configuration(dns: nil)
         // Any retry would have to come from the unprocessed rule: no policy retries a POST.
@@ -178,5 +179,68 @@ import Testing
         // Every POST answered once; every second request on a connection dropped unanswered.
         #expect(server.answered == ["post 0", "post 1", "post 2"])
         #expect(server.dropped == 2)
+    }
+
+    @Test func aRequestWithoutAnswerFailsAtItsDeadlineAndItsConnectionIsClosed() async throws {
+        let server = try await ScriptedHTTP1Server.start(.neverAnswer)
+        defer { Task { try? await server.close() } }
+        let pool = try LBPool(target: "http://127.0.0.1:\(server.port)", configuration: http1Configuration(dns: nil))
+        try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(10))
+            let started = ContinuousClock.now
+            let error = await #expect(throws: LBPoolError.self) {
+                try await pool.execute(get(id: "hang"), timeout: .milliseconds(300))
+            }
+            #expect(error?.code == .deadlineExceeded, "\(String(describing: error))")
+            #expect(ContinuousClock.now - started < .seconds(3))
+            // HTTP/1.1 cannot cancel one request: the connection under it closes.
+            try await waitFor("the connection of the unanswered request to close") { server.closedConnections >= 1 }
+        }
+        #expect(server.dropped >= 1)
+    }
+
+    @Test func anHTTP10ServerClosesEachConnectionAndEveryRequestSucceeds() async throws {
+        // Python's http.server answers in HTTP/1.0 and closes the connection after each response.
+        let ips = ["127.0.0.2", "127.0.0.3"]
+        let port = try freePort(alsoOn: ips)
+        let python = try requireTool("python3", package: "python3")
+        let folder = try makeWorkFolder("http10")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data("hello\n".utf8).write(to: folder.appendingPathComponent("index.html"))
+        let servers = try ips.map { ip in
+            try ChildProcess(
+                name: "http.server \(ip)", path: python,
+                arguments: ["-m", "http.server", "--bind", ip, "--directory", folder.path, "\(port)"],
+                log: folder.appendingPathComponent("server-\(ip).log"))
+        }
+        defer { withExtendedLifetime(servers) {} }
+        for ip in ips { try await waitFor("http.server on \(ip)") { isListening(ip, port) } }
+        let dns = try DNSServer(ttl: 5)
+        try dns.setRecords([serviceName: ips])
+        try await dns.start()
+        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: http1Configuration(dns: dns))
+        let (served, drains) = try await withRunningPool(pool) { pool in
+            let stream = pool.events()
+            let watcher = Task {
+                var drains = 0
+                for await event in stream {
+                    if case .draining(.serverClosing("an HTTP/1.0 response without keep-alive")) = event.kind { drains += 1 }
+                }
+                return drains
+            }
+            try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
+            var served: [String: Int] = [:]
+            for number in 0..<40 {
+                let response = try await pool.execute(get("/index.html", id: "old-\(number)"))
+                #expect(response.head.status == .ok)
+                #expect(String(buffer: response.body) == "hello\n")
+                served[response.servedBy.ip, default: 0] += 1
+            }
+            watcher.cancel()
+            return (served, await watcher.value)
+        }
+        #expect(served == ["127.0.0.2": 20, "127.0.0.3": 20])
+        // Every response closed its connection, and the pool heard each as a drain.
+        #expect(drains == 40, "\(drains) drains for 40 HTTP/1.0 responses")
     }
 }

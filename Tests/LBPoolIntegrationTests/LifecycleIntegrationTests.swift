@@ -12,8 +12,10 @@ import Testing
     static let name = "api.demo.svc.cluster.local"
     static let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
-    func fleet(keepaliveRequests: Int = 1_000_000) async throws -> ([NginxBackend], DNSServer, Int) {
-        try await startFleet(Self.ips) { try NginxBackend(ip: $0, port: $1, keepaliveRequests: keepaliveRequests) }
+    func fleet(
+        keepaliveRequests: Int = 1_000_000, httpVersion: LBPool.Configuration.HTTPVersion = .http2
+    ) async throws -> ([NginxBackend], DNSServer, Int) {
+        try await startFleet(Self.ips) { try nginx($0, $1, for: httpVersion, keepaliveRequests: keepaliveRequests) }
     }
 
     func post(id: String) -> HTTPRequest {
@@ -93,10 +95,12 @@ import Testing
         #expect(perConnection.values.allSatisfy { $0 <= 20 })
     }
 
-    @Test func rollingRestartFailsNoRequest() async throws {
-        let (backends, dns, port) = try await fleet()
+    @Test(arguments: bothHTTPVersions)
+    func rollingRestartFailsNoRequest(_ httpVersion: LBPool.Configuration.HTTPVersion) async throws {
+        let (backends, dns, port) = try await fleet(httpVersion: httpVersion)
         defer { withExtendedLifetime((backends, dns)) {} }
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
+        let pool = try LBPool(
+            target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns, httpVersion: httpVersion))
         let log = RequestLog()
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 3, timeout: .seconds(10))
@@ -117,10 +121,11 @@ import Testing
         }
     }
 
-    @Test func rotationReplacesEachConnectionBeforeItDrains() async throws {
-        let (backends, dns, port) = try await fleet()
+    @Test(arguments: bothHTTPVersions)
+    func rotationReplacesEachConnectionBeforeItDrains(_ httpVersion: LBPool.Configuration.HTTPVersion) async throws {
+        let (backends, dns, port) = try await fleet(httpVersion: httpVersion)
         defer { withExtendedLifetime((backends, dns)) {} }
-        var configuration = testConfiguration(dns: dns)
+        var configuration = testConfiguration(dns: dns, httpVersion: httpVersion)
         configuration.maxConnectionLifetime = .seconds(1)
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
         let events = pool.events()

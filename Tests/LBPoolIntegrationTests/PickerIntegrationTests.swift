@@ -59,10 +59,13 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3))) struct OutlierIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
 
-    @Test func crashedBackendIsEjectedAndReturnsWithoutFailingAGet() async throws {
-        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
+    @Test(arguments: bothHTTPVersions)
+    func crashedBackendIsEjectedAndReturnsWithoutFailingAGet(_ httpVersion: LBPool.Configuration.HTTPVersion) async throws {
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30) {
+            try nginx($0, $1, for: httpVersion)
+        }
         defer { withExtendedLifetime((backends, dns)) {} }
-        var configuration = testConfiguration(dns: dns)
+        var configuration = testConfiguration(dns: dns, httpVersion: httpVersion)
         configuration.outlierDetection?.baseEjectionTime = .seconds(1)
         let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: configuration)
         let events = pool.events()
@@ -93,11 +96,14 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3))) struct HealthCheckIntegrationTests {
     static let name = "api.demo.svc.cluster.local"
 
-    @Test func failingHealthCheckTakesTheAddressOutUntilItPassesAgain() async throws {
-        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30)
+    @Test(arguments: bothHTTPVersions)
+    func failingHealthCheckTakesTheAddressOutUntilItPassesAgain(_ httpVersion: LBPool.Configuration.HTTPVersion) async throws {
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl: 30) {
+            try nginx($0, $1, for: httpVersion)
+        }
         defer { withExtendedLifetime((backends, dns)) {} }
         let interval = Duration.milliseconds(500)
-        var configuration = testConfiguration(dns: dns)
+        var configuration = testConfiguration(dns: dns, httpVersion: httpVersion)
         var check = LBPool.Configuration.HealthCheck(path: "/healthz", interval: interval)
         check.unhealthyThreshold = 1
         configuration.healthCheck = check

@@ -9,9 +9,11 @@ import Testing
     static let name = "api.demo.svc.cluster.local"
 
     /// Three backends on one port (like three pods), and DNS answering the name with them.
-    func fleet(_ ips: [String], ttl: Int = 5, keepaliveRequests: Int = 1_000_000) async throws -> ([NginxBackend], DNSServer, Int) {
+    func fleet(
+        _ ips: [String], ttl: Int = 5, keepaliveRequests: Int = 1_000_000, httpVersion: LBPool.Configuration.HTTPVersion = .http2
+    ) async throws -> ([NginxBackend], DNSServer, Int) {
         try await startFleet(ips, ttl: ttl, alsoFree: ["127.0.0.5", "127.0.0.6"]) {
-            try NginxBackend(ip: $0, port: $1, keepaliveRequests: keepaliveRequests)
+            try nginx($0, $1, for: httpVersion, keepaliveRequests: keepaliveRequests)
         }
     }
 
@@ -87,14 +89,16 @@ import Testing
         }
     }
 
-    @Test func followsDNSWhenTheServiceScalesUpAndDown() async throws {
+    @Test(arguments: bothHTTPVersions)
+    func followsDNSWhenTheServiceScalesUpAndDown(_ httpVersion: LBPool.Configuration.HTTPVersion) async throws {
         let ttl = 1
-        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl)
+        let (backends, dns, port) = try await fleet(["127.0.0.2", "127.0.0.3"], ttl: ttl, httpVersion: httpVersion)
         defer { withExtendedLifetime((backends, dns)) {} }
-        let added = try NginxBackend(ip: "127.0.0.4", port: port)
+        let added = try nginx("127.0.0.4", port, for: httpVersion)
         defer { withExtendedLifetime(added) {} }
         try await added.start()
-        let pool = try LBPool(target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns))
+        let pool = try LBPool(
+            target: "http://\(Self.name):\(port)", configuration: testConfiguration(dns: dns, httpVersion: httpVersion))
         let log = RequestLog()
         try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))

@@ -37,12 +37,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         let id: HTTP2StreamNumber
         let response: ResponseStream
         var requestEnded: Bool
-        var responseHead: HTTPResponse?
         /// Whether any part of the response arrived.
         var responseStarted = false
         /// Body bytes delivered to the reader and not yet consumed.
         var buffered = 0
-        var deadline: Scheduled<Void>?
+        /// No response head by then fails the request; `nil` once the head arrived.
+        var deadline: NIODeadline?
     }
 
     private var machine = SubconnectionStateMachine()
@@ -54,6 +54,9 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     /// Responses received in full on this connection.
     private var responsesServed = 0
     private var readyTimeout: Scheduled<Void>?
+    /// One timer per connection for the requests' deadlines, re-armed only when it fires early
+    /// (requests share a timeout, so a later request rarely needs an earlier timer).
+    private var deadlineTimer: (at: NIODeadline, task: Scheduled<Void>)?
     private var drainDeadline: Scheduled<Void>?
     private var readHeld = false
 
@@ -132,7 +135,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     private func cancelTimers() {
         readyTimeout?.cancel()
         drainDeadline?.cancel()
-        exchange?.deadline?.cancel()
+        deadlineTimer?.task.cancel()
+        deadlineTimer = nil
     }
 
     // MARK: - Requests, on the event loop
@@ -163,11 +167,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
             return nil
         }
         machine.streamOpened()
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let timer = context.eventLoop.scheduleTask(deadline: deadline) {
-            loopBound.value.deadlinePassed(id)
-        }
-        exchange = Exchange(id: id, response: response, requestEnded: endStream, deadline: timer)
+        exchange = Exchange(id: id, response: response, requestEnded: endStream, deadline: deadline)
+        armDeadlineTimer(for: deadline)
         let nioHead = head.http1Head(streamedBody: !endStream || body != nil)
         let headWritten = context.eventLoop.makePromise(of: Void.self)
         headWritten.futureResult.whenSuccess { response.markHeadSent() }
@@ -228,8 +229,25 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         abandon(current, error: CancellationError(), reason: "a request was abandoned before its response ended")
     }
 
-    private func deadlinePassed(_ id: HTTP2StreamNumber) {
-        guard let current = exchange, current.id == id, current.responseHead == nil else { return }
+    private func armDeadlineTimer(for deadline: NIODeadline) {
+        guard let context else { return }
+        if let armed = deadlineTimer, armed.at <= deadline { return }
+        deadlineTimer?.task.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(deadline: deadline) {
+            loopBound.value.deadlineTimerFired()
+        }
+        deadlineTimer = (deadline, task)
+    }
+
+    /// Fails the request whose deadline passed without a response head; re-arms for a later one.
+    private func deadlineTimerFired() {
+        deadlineTimer = nil
+        guard let current = exchange, let deadline = current.deadline else { return }
+        guard deadline <= .now() else {
+            armDeadlineTimer(for: deadline)
+            return
+        }
         abandon(current, error: StreamDeadlineExceeded(), reason: "no response head before the request's deadline")
     }
 
@@ -237,7 +255,6 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     /// rest of this response.
     private func abandon(_ current: Exchange, error: any Error, reason: String) {
         exchange = nil
-        current.deadline?.cancel()
         current.response.fail(error)
         perform(machine.streamClosed())
         perform(machine.abort(.connectionError(reason)))
@@ -271,8 +288,6 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             let response = HTTPResponse(head)
-            current.responseHead = response
-            current.deadline?.cancel()
             current.deadline = nil
             exchange = current
             if !head.isKeepAlive {
@@ -298,7 +313,6 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     private func responseEnded() {
         guard let current = exchange else { return }
         exchange = nil
-        current.deadline?.cancel()
         current.response.append(nil, end: true)
         responsesServed += 1
         perform(machine.streamClosed())

@@ -248,7 +248,8 @@ final class Subconnection: Sendable {
                 }
                 if settings.wireProtocol == .http1 {
                     // NIOHTTP1 frames and parses the messages; the handler carries the requests.
-                    try sync.addHTTPClientHandlers()
+                    // Requests were checked already (LBPool.validate; HTTPTypes admits no CR or LF).
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     let handler = HTTP1ConnectionHandler(
                         id: id, address: address, shared: shared, delegate: delegate, usesTLS: settings.tlsContext != nil,
                         readyTimeout: settings.connectTimeout, drainTimeout: settings.drainTimeout, logger: settings.logger)

@@ -1,3 +1,15 @@
+import LBPool
+
+/// Both HTTP versions, for the tests that run over each.
+let bothHTTPVersions: [LBPool.Configuration.HTTPVersion] = [.http2, .http1]
+
+/// A backend for `httpVersion`: nginx with h2c, or for HTTP/1.1 nginx without `http2` on the port.
+func nginx(
+    _ ip: String, _ port: Int, for httpVersion: LBPool.Configuration.HTTPVersion, keepaliveRequests: Int = 1_000_000
+) throws -> NginxBackend {
+    try NginxBackend(ip: ip, port: port, keepaliveRequests: keepaliveRequests, http1Only: httpVersion == .http1)
+}
+
 /// The name every integration test resolves.
 let serviceName = "api.demo.svc.cluster.local"
 

@@ -11,9 +11,10 @@ func withRunningPool<Result: Sendable>(_ pool: LBPool, _ body: (LBPool) async th
 }
 
 /// A pool configuration for local tests: the test's DNS server, quick refreshes.
-func testConfiguration(dns: DNSServer?, minConnections: Int = 1) -> LBPool.Configuration {
+func testConfiguration(dns: DNSServer?, minConnections: Int = 1, httpVersion: LBPool.Configuration.HTTPVersion = .http2) -> LBPool.Configuration {
     var configuration = LBPool.Configuration()
     configuration.minConnections = minConnections
+    configuration.httpVersion = httpVersion
     configuration.requestTimeout = .seconds(10)
     configuration.reconnectBackoff.initial = .milliseconds(100)
     configuration.reconnectBackoff.maximum = .seconds(1)

@@ -2,11 +2,19 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A scripted HTTP/1.1 server for the keep-alive race, which real servers produce only by timing:
-/// it answers the first request of each connection (with keep-alive, echoing the body) and, when
-/// a second request arrives on that connection, closes it without a byte of response — as a
-/// server does that closed an idle connection just as the client reused it.
-final class KeepAliveRaceServer: Sendable {
+/// A scripted HTTP/1.1 server for what real servers do only by timing or by fault.
+///
+/// - ``Behaviour/dropSecondRequest``: the keep-alive race. It answers the first request of each
+///   connection (with keep-alive, echoing the body) and, when a second request arrives on that
+///   connection, closes it without a byte of response — as a server does that closed an idle
+///   connection just as the client reused it.
+/// - ``Behaviour/neverAnswer``: reads requests and answers none, keeping the connection open.
+final class ScriptedHTTP1Server: Sendable {
+    enum Behaviour: Sendable {
+        case dropSecondRequest
+        case neverAnswer
+    }
+
     private let channel: any Channel
     private let record: Record
     var port: Int { channel.localAddress?.port ?? 0 }
@@ -15,11 +23,14 @@ final class KeepAliveRaceServer: Sendable {
     var answered: [String] { record.state.withLock { $0.answered } }
     /// Requests dropped unanswered.
     var dropped: Int { record.state.withLock { $0.dropped } }
+    /// Connections that closed (by either side).
+    var closedConnections: Int { record.state.withLock { $0.closed } }
 
     final class Record: Sendable {
         struct State {
             var answered: [String] = []
             var dropped = 0
+            var closed = 0
         }
         let state = Mutex(State())
     }
@@ -29,18 +40,18 @@ final class KeepAliveRaceServer: Sendable {
         self.record = record
     }
 
-    static func start() async throws -> KeepAliveRaceServer {
+    static func start(_ behaviour: Behaviour) async throws -> ScriptedHTTP1Server {
         let record = Record()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Connection(record: record))
+                    try channel.pipeline.syncOperations.addHandler(Connection(record: record, behaviour: behaviour))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
             .get()
-        return KeepAliveRaceServer(channel: channel, record: record)
+        return ScriptedHTTP1Server(channel: channel, record: record)
     }
 
     func close() async throws {
@@ -53,11 +64,18 @@ final class KeepAliveRaceServer: Sendable {
         typealias OutboundOut = ByteBuffer
 
         let record: Record
+        let behaviour: Behaviour
         var buffer = ByteBuffer()
         var requests = 0
 
-        init(record: Record) {
+        init(record: Record, behaviour: Behaviour) {
             self.record = record
+            self.behaviour = behaviour
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            record.state.withLock { $0.closed += 1 }
+            context.fireChannelInactive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -65,7 +83,9 @@ final class KeepAliveRaceServer: Sendable {
             buffer.writeBuffer(&bytes)
             while let body = nextRequestBody() {
                 requests += 1
-                if requests == 1 {
+                if behaviour == .neverAnswer {
+                    record.state.withLock { $0.dropped += 1 }
+                } else if requests == 1 {
                     record.state.withLock { $0.answered.append(body) }
                     let response = "HTTP/1.1 200 OK\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"
                     context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response)), promise: nil)
