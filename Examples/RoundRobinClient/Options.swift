@@ -41,6 +41,8 @@ struct Options {
     var follow = false
     /// Speak HTTP/1.1 instead of HTTP/2, on any scheme.
     var http1 = false
+    /// Over TLS, let ALPN choose per connection (h2, else HTTP/1.1).
+    var negotiate = false
     /// Connect to only this many addresses (rendezvous subsetting).
     var subsetSize: Int?
     /// The subset's key; `nil`: the library draws one.
@@ -55,7 +57,7 @@ struct Options {
                                     [--picker round-robin|random|p2c|least-loaded]
                                     [--executor event-loop|global] [--event-loops N] [--no-request-id] [--trace]
                                     [--live | --no-live] [--timeline FILE.csv] [--follow]
-                                    [--subset-size N] [--subset-key KEY] [--http1]
+                                    [--subset-size N] [--subset-key KEY] [--http1 | --negotiate]
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -141,6 +143,7 @@ struct Options {
             case "--timeline": options.timeline = try value(argument)
             case "--follow": options.follow = true
             case "--http1": options.http1 = true
+            case "--negotiate": options.negotiate = true
             case "-h", "--help": throw UsageError(description: "")
             default:
                 guard !argument.hasPrefix("-"), url == nil else {
@@ -151,6 +154,9 @@ struct Options {
             index += 1
         }
         guard let url else { throw UsageError(description: "missing URL") }
+        if options.http1, options.negotiate {
+            throw UsageError(description: "--http1 and --negotiate exclude each other")
+        }
         if options.subsetKey != nil, options.subsetSize == nil {
             throw UsageError(description: "--subset-key needs --subset-size")
         }

@@ -29,6 +29,7 @@ struct RoundRobinClient {
         var configuration = LBPool.Configuration()
         configuration.minConnections = options.minConnections
         if options.http1 { configuration.httpVersion = .http1 }
+        if options.negotiate { configuration.httpVersion = .negotiated }
         if let dnsServer = options.dnsServer {
             configuration.dns.nameServers = [dnsServer]
         }

@@ -42,12 +42,21 @@ extension LBPool {
         /// connection to the address has as many requests open as the server allows (over HTTP/2
         /// its SETTINGS_MAX_CONCURRENT_STREAMS, over HTTP/1.1 one); at the maximum, requests queue
         /// for a free connection within their deadline. Default: `nil`, which is 4 over HTTP/2
-        /// and 32 over HTTP/1.1 (where it is the most requests in flight per address).
+        /// and 32 otherwise (over HTTP/1.1 it is the most requests in flight per address).
         public var maxConnections: Int?
 
         /// ``maxConnections``, or its default for ``httpVersion``.
         var connectionsPerAddressLimit: Int {
-            maxConnections ?? (httpVersion == .http1 ? 32 : 4)
+            maxConnections ?? (httpVersion == .http2 ? 4 : 32)
+        }
+
+        /// What connections speak: ``HTTPVersion/negotiated`` is HTTP/1.1 without TLS.
+        func wireProtocol(tls: Bool) -> ConnectionSettings.WireProtocol {
+            switch httpVersion {
+            case .http2: return .http2
+            case .http1: return .http1
+            case .negotiated: return tls ? .negotiated : .http1
+            }
         }
 
         /// The HTTP version of a pool's connections.
@@ -60,6 +69,10 @@ extension LBPool {
             /// pipelining. A connection the server closes (`Connection: close`, an HTTP/1.0
             /// response, an idle close) drains like one that received GOAWAY.
             case http1
+            /// Over TLS, whichever the server picks by ALPN, offered `h2` first and then
+            /// `http/1.1`: each connection speaks what its server chose. Without TLS there is
+            /// nothing to negotiate with, and it is HTTP/1.1.
+            case negotiated
         }
         /// Time allowed for TCP connect, TLS handshake and the server's first SETTINGS. Default: 10 s.
         public var connectTimeout: Duration = .seconds(10)
@@ -230,7 +243,7 @@ extension LBPool {
         /// DNS settings, used when the target host is a name.
         public var dns = DNSResolver.Configuration()
         /// TLS settings for `https` targets; ALPN is set to `h2` (`http/1.1` with ``httpVersion``
-        /// ``HTTPVersion/http1``), and the server name
+        /// ``HTTPVersion/http1``, both with ``HTTPVersion/negotiated``), and the server name
         /// (SNI and certificate check) is the target's host. Default: `nil`, meaning
         /// `TLSConfiguration.makeClientConfiguration()` (system trust roots, full verification).
         public var tls: TLSConfiguration?

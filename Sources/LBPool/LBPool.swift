@@ -103,7 +103,11 @@ public final class LBPool: Service, Sendable {
         var tlsContext: NIOSSLContext?
         if target.scheme == .https {
             var tls = configuration.tls ?? .makeClientConfiguration()
-            tls.applicationProtocols = configuration.httpVersion == .http1 ? ["http/1.1"] : ["h2"]
+            switch configuration.httpVersion {
+            case .http2: tls.applicationProtocols = ["h2"]
+            case .http1: tls.applicationProtocols = ["http/1.1"]
+            case .negotiated: tls.applicationProtocols = ["h2", "http/1.1"]
+            }
             do {
                 tlsContext = try NIOSSLContext(configuration: tls)
             } catch {
@@ -120,7 +124,7 @@ public final class LBPool: Service, Sendable {
         self.taskExecutor = taskExecutors[0]
         let settings = ConnectionSettings(
             eventLoopGroup: eventLoopGroup,
-            wireProtocol: configuration.httpVersion == .http1 ? .http1 : .http2,
+            wireProtocol: configuration.wireProtocol(tls: tlsContext != nil),
             tlsContext: tlsContext,
             serverHostname: target.isIPLiteral ? nil : target.host,
             connectTimeout: configuration.connectTimeout,

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import LBPool
 import NIOCore
+import NIOSSL
 import NIOPosix
 import Testing
 
@@ -42,6 +43,7 @@ import Testing
             #expect(log.count == 300, "\(backend.ip) logged \(log.count) requests")
             // One at a time, so the one warm connection carried them all: kept alive.
             #expect(Set(log.map(\.connection)).count == 1, "\(backend.ip) saw connections \(Set(log.map(\.connection)))")
+            #expect(log.allSatisfy { $0.protocol == "HTTP/1.1" })
         }
     }
 
@@ -242,5 +244,39 @@ import Testing
         #expect(served == ["127.0.0.2": 20, "127.0.0.3": 20])
         // Every response closed its connection, and the pool heard each as a drain.
         #expect(drains == 40, "\(drains) drains for 40 HTTP/1.0 responses")
+    }
+
+    @Test func negotiationSpeaksWhatEachServerChoseInOnePool() async throws {
+        // One pod offers h2 and HTTP/1.1 by ALPN, the other only HTTP/1.1.
+        let folder = try makeWorkFolder("negotiate")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (ca, certificate, key) = try TLSIntegrationTests().makeCertificates(in: folder)
+        let tls = NginxBackend.TLS(certificate: certificate, key: key)
+        let port = try freePort(alsoOn: ["127.0.0.2", "127.0.0.3"])
+        let h2 = try NginxBackend(ip: "127.0.0.2", port: port, tls: tls)
+        let h1 = try NginxBackend(ip: "127.0.0.3", port: port, tls: tls, http1Only: true)
+        try await h2.start()
+        try await h1.start()
+        let dns = try DNSServer(ttl: 5)
+        try dns.setRecords([TLSIntegrationTests.name: ["127.0.0.2", "127.0.0.3"]])
+        try await dns.start()
+        var configuration = testConfiguration(dns: dns, httpVersion: .negotiated)
+        var clientTLS = TLSConfiguration.makeClientConfiguration()
+        clientTLS.trustRoots = .file(ca)
+        configuration.tls = clientTLS
+        let pool = try LBPool(target: "https://\(TLSIntegrationTests.name):\(port)", configuration: configuration)
+        let served = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(minimumAddresses: 2, timeout: .seconds(10))
+            var served: [String: Int] = [:]
+            for number in 0..<200 {
+                let response = try await pool.execute(get(id: "alpn-\(number)"))
+                #expect(response.head.status == .ok)
+                served[response.servedBy.ip, default: 0] += 1
+            }
+            return served
+        }
+        #expect(served == ["127.0.0.2": 100, "127.0.0.3": 100])
+        #expect(try h2.accessLog().map(\.protocol) == Array(repeating: "HTTP/2.0", count: 100))
+        #expect(try h1.accessLog().map(\.protocol) == Array(repeating: "HTTP/1.1", count: 100))
     }
 }

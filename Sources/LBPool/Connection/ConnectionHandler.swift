@@ -196,7 +196,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let line =
                 bytes.getString(at: bytes.readerIndex, length: min(bytes.readableBytes, 64))?
                 .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            connectionError(HTTP2ConnectionError(code: .protocolError, message: "the server answered in HTTP/1 ('\(line)'), not HTTP/2"))
+            connectionError(
+                HTTP2ConnectionError(
+                    code: .protocolError, message: "the server answered in HTTP/1 ('\(line)'), not HTTP/2 (for an HTTP/1.1 service set httpVersion to .http1)"))
             return
         }
         parser.append(bytes)

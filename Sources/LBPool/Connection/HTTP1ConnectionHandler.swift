@@ -64,7 +64,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     let address: ResolvedAddress
     private let shared: SubconnectionShared
     private let delegate: any SubconnectionDelegate
-    private let usesTLS: Bool
+    private let awaitsHandshake: Bool
     private let readyTimeoutAmount: TimeAmount
     private let drainTimeout: TimeAmount
     private let logger: Logger
@@ -74,7 +74,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         address: ResolvedAddress,
         shared: SubconnectionShared,
         delegate: any SubconnectionDelegate,
-        usesTLS: Bool,
+        awaitsHandshake: Bool,
         readyTimeout: Duration,
         drainTimeout: Duration,
         logger: Logger
@@ -83,7 +83,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         self.address = address
         self.shared = shared
         self.delegate = delegate
-        self.usesTLS = usesTLS
+        self.awaitsHandshake = awaitsHandshake
         self.readyTimeoutAmount = TimeAmount(readyTimeout)
         self.drainTimeout = TimeAmount(drainTimeout)
         self.logger = logger
@@ -97,7 +97,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         readyTimeout = context.eventLoop.scheduleTask(in: readyTimeoutAmount) {
             loopBound.value.readyTimedOut()
         }
-        if context.channel.isActive, !usesTLS { becameReady() }
+        if context.channel.isActive, !awaitsHandshake { becameReady() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -106,12 +106,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if !usesTLS { becameReady() }
+        if !awaitsHandshake { becameReady() }
         context.fireChannelActive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if usesTLS, let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
+        if awaitsHandshake, let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
             if let negotiated, negotiated != "http/1.1" {
                 lastError = "the server negotiated \(negotiated) with ALPN, not http/1.1"
                 context.close(promise: nil)

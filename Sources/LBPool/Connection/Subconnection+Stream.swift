@@ -37,12 +37,11 @@ extension Subconnection {
         _ handle: (HTTPResponse, ResponseStream) async throws -> Result
     ) async throws -> Result {
         // Picked just before it started draining: a new stream would only prolong the drain.
-        guard shared.isAvailable.load(ordering: .acquiring), let connected else {
+        guard shared.isAvailable.load(ordering: .acquiring), let handler = connected?.handler else {
             if shared.streamStarted() { drain(.streamLimitReached(shared.streamCap)) }
             throw AttemptFailure(kind: .unprocessed, underlying: ConnectionClosedError("not connected"), address: address)
         }
         let response = ResponseStream()
-        let handler = connected.handler
         let storage = body
         var control: StreamControl?
         if case .stream = storage {
@@ -89,12 +88,11 @@ extension Subconnection {
     /// control, while it reads the response. Throws ``AttemptFailure`` (unprocessed) if the
     /// stream could not open.
     func openDuplex(head: RequestHead, deadline: NIODeadline) async throws -> (ResponseStream, StreamControl) {
-        guard shared.isAvailable.load(ordering: .acquiring), let connected else {
+        guard shared.isAvailable.load(ordering: .acquiring), let handler = connected?.handler else {
             if shared.streamStarted() { drain(.streamLimitReached(shared.streamCap)) }
             throw AttemptFailure(kind: .unprocessed, underlying: ConnectionClosedError("not connected"), address: address)
         }
         let response = ResponseStream()
-        let handler = connected.handler
         let control = try? await handler.eventLoop.submit {
             handler.openStream(response, head: head, body: nil, endStream: false, deadline: deadline)
         }.get()

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// What a subconnection needs to dial; the same for every subconnection of a pool.
@@ -10,6 +11,8 @@ struct ConnectionSettings: Sendable {
     enum WireProtocol: Sendable, Equatable {
         case http2
         case http1
+        /// ALPN `h2`, else HTTP/1.1 (TLS only).
+        case negotiated
     }
 
     var eventLoopGroup: any EventLoopGroup
@@ -137,7 +140,8 @@ final class SubconnectionShared: Sendable {
 final class Subconnection: Sendable {
     struct Connected: Sendable {
         var channel: any Channel
-        var handler: WireHandler
+        /// `nil` until TLS negotiated the protocol (``ConnectionSettings/WireProtocol/negotiated``).
+        var handler: WireHandler?
     }
 
     private enum Phase {
@@ -227,7 +231,7 @@ final class Subconnection: Sendable {
         }
         guard let connected else { return }
         connected.channel.eventLoop.execute {
-            connected.handler.drain(reason)
+            connected.handler?.drain(reason)
         }
     }
 
@@ -237,52 +241,81 @@ final class Subconnection: Sendable {
         let bootstrap = ClientBootstrap(group: eventLoop ?? settings.eventLoopGroup)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        let id = self.id
-        let address = self.address
-        let shared = self.shared
         return try await bootstrap.connect(to: target) { channel in
             channel.eventLoop.makeCompletedFuture {
                 let sync = channel.pipeline.syncOperations
                 if let tlsContext = settings.tlsContext {
                     try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: settings.serverHostname))
                 }
-                if settings.wireProtocol == .http1 {
-                    // NIOHTTP1 frames and parses the messages; the handler carries the requests.
-                    // Requests were checked already (LBPool.validate; HTTPTypes admits no CR or LF).
-                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    let handler = HTTP1ConnectionHandler(
-                        id: id, address: address, shared: shared, delegate: delegate, usesTLS: settings.tlsContext != nil,
-                        readyTimeout: settings.connectTimeout, drainTimeout: settings.drainTimeout, logger: settings.logger)
-                    let connected = Connected(channel: channel, handler: .http1(NIOLoopBound(handler, eventLoop: channel.eventLoop)))
-                    if let pendingDrain = self.publish(connected) { handler.drain(pendingDrain) }
-                    try sync.addHandler(handler)
-                    return connected
+                switch settings.wireProtocol {
+                case .http2:
+                    return try self.installHTTP2(on: channel, settings: settings, delegate: delegate, requiresALPN: settings.tlsContext != nil)
+                case .http1:
+                    return try self.installHTTP1(on: channel, settings: settings, delegate: delegate, awaitsHandshake: settings.tlsContext != nil)
+                case .negotiated:
+                    // The protocol is known once TLS negotiated it (h2, else HTTP/1.1); the
+                    // handler holds reads back until its handlers are in place.
+                    let handshakeTimeout = channel.eventLoop.scheduleTask(in: timeout) {
+                        channel.close(promise: nil)
+                    }
+                    try sync.addHandler(
+                        ApplicationProtocolNegotiationHandler { result in
+                            handshakeTimeout.cancel()
+                            return channel.eventLoop.makeCompletedFuture {
+                                if result == .negotiated("h2") {
+                                    _ = try self.installHTTP2(on: channel, settings: settings, delegate: delegate, requiresALPN: false)
+                                } else {
+                                    _ = try self.installHTTP1(on: channel, settings: settings, delegate: delegate, awaitsHandshake: false)
+                                }
+                            }
+                        })
+                    return Connected(channel: channel, handler: nil)
                 }
-                let handler = ConnectionHandler(
-                    id: id,
-                    address: address,
-                    shared: shared,
-                    delegate: delegate,
-                    requiresALPN: settings.tlsContext != nil,
-                    readyTimeout: settings.connectTimeout,
-                    drainTimeout: settings.drainTimeout,
-                    keepalive: settings.keepalive,
-                    streamWindow: Self.streamWindow,
-                    connectionWindowTarget: Self.connectionWindow,
-                    limits: settings.limits,
-                    logger: settings.logger
-                )
-                let loopBound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
-                // The handler speaks HTTP/2 on the bytes (after TLS, if any).
-                try sync.addHandler(handler)
-                let connected = Connected(channel: channel, handler: .http2(loopBound))
-                // Published here, on the event loop and before any frame is read, so the
-                // connection is there for requests by the time the handler reports `ready`.
-                if let pendingDrain = self.publish(connected) {
-                    handler.drain(pendingDrain)
-                }
-                return connected
             }
         }
+    }
+
+    /// Adds the HTTP/2 handler and publishes the connection, on the event loop before any frame
+    /// is read, so that it is there for requests by the time the handler reports `ready`.
+    private func installHTTP2(
+        on channel: any Channel, settings: ConnectionSettings, delegate: any SubconnectionDelegate, requiresALPN: Bool
+    ) throws -> Connected {
+        let handler = ConnectionHandler(
+            id: id,
+            address: address,
+            shared: shared,
+            delegate: delegate,
+            requiresALPN: requiresALPN,
+            readyTimeout: settings.connectTimeout,
+            drainTimeout: settings.drainTimeout,
+            keepalive: settings.keepalive,
+            streamWindow: Self.streamWindow,
+            connectionWindowTarget: Self.connectionWindow,
+            limits: settings.limits,
+            logger: settings.logger
+        )
+        // The handler speaks HTTP/2 on the bytes (after TLS, if any).
+        try channel.pipeline.syncOperations.addHandler(handler)
+        let connected = Connected(channel: channel, handler: .http2(NIOLoopBound(handler, eventLoop: channel.eventLoop)))
+        if let pendingDrain = publish(connected) { handler.drain(pendingDrain) }
+        return connected
+    }
+
+    /// Adds NIOHTTP1's codec and the HTTP/1.1 handler, and publishes the connection.
+    /// `awaitsHandshake`: the connection is ready once TLS completed its handshake.
+    private func installHTTP1(
+        on channel: any Channel, settings: ConnectionSettings, delegate: any SubconnectionDelegate, awaitsHandshake: Bool
+    ) throws -> Connected {
+        let sync = channel.pipeline.syncOperations
+        // NIOHTTP1 frames and parses the messages; the handler carries the requests. Requests
+        // were checked already (LBPool.validate; HTTPTypes admits no CR or LF in a field).
+        try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+        let handler = HTTP1ConnectionHandler(
+            id: id, address: address, shared: shared, delegate: delegate, awaitsHandshake: awaitsHandshake,
+            readyTimeout: settings.connectTimeout, drainTimeout: settings.drainTimeout, logger: settings.logger)
+        try sync.addHandler(handler)
+        let connected = Connected(channel: channel, handler: .http1(NIOLoopBound(handler, eventLoop: channel.eventLoop)))
+        if let pendingDrain = publish(connected) { handler.drain(pendingDrain) }
+        return connected
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 import Glibc
 #endif
 
-/// One nginx serving HTTP/2 on one loopback address, like one pod. Answers every request with
+/// One nginx serving HTTP/2 (or with `http1Only` HTTP/1.1) on one loopback address, like one pod. Answers every request with
 /// `<status> <its address>` (200 unless told otherwise) and logs `server_addr request_id method status connection` per request.
 /// `/stream` sends 2 MiB at 256 KiB/s (eight seconds): a long-lived response.
 final class NginxBackend: @unchecked Sendable {
@@ -32,10 +32,7 @@ final class NginxBackend: @unchecked Sendable {
         self.port = port
         self.folder = try makeWorkFolder("nginx-\(ip)")
         let dir = folder.path
-        let listen =
-            http1Only
-            ? "listen \(ip):\(port);"
-            : tls == nil ? "listen \(ip):\(port) http2;" : "listen \(ip):\(port) ssl http2;"
+        let listen = "listen \(ip):\(port)" + (tls == nil ? "" : " ssl") + (http1Only ? "" : " http2") + ";"
         let rootLocation =
             bodyBytes == nil
             ? "location / { return \(status) \"\(ip)\\n\"; }"
@@ -48,7 +45,7 @@ final class NginxBackend: @unchecked Sendable {
             error_log \(dir)/error.log warn;
             events { worker_connections 4096; }
             http {
-              log_format lb '$server_addr $http_x_request_id $request_method $status $connection';
+              log_format lb '$server_addr $http_x_request_id $request_method $status $connection $server_protocol';
               access_log \(dir)/access.log lb;
               client_body_temp_path \(dir)/body; proxy_temp_path \(dir)/proxy; fastcgi_temp_path \(dir)/fastcgi;
               uwsgi_temp_path \(dir)/uwsgi; scgi_temp_path \(dir)/scgi;
@@ -131,13 +128,14 @@ final class NginxBackend: @unchecked Sendable {
         child = nil
     }
 
-    /// The access log, one entry per request: (server address, request id, method, status).
-    func accessLog() throws -> [(server: String, requestID: String, method: String, status: Int, connection: Int)] {
+    /// The access log, one entry per request: server address, request id, method, status,
+    /// connection number, protocol (`HTTP/2.0`, `HTTP/1.1`).
+    func accessLog() throws -> [(server: String, requestID: String, method: String, status: Int, connection: Int, protocol: String)] {
         let url = folder.appendingPathComponent("access.log")
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
         return try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { line in
             let fields = line.split(separator: " ").map(String.init)
-            return (fields[0], fields[1], fields[2], Int(fields[3]) ?? 0, Int(fields[4]) ?? 0)
+            return (fields[0], fields[1], fields[2], Int(fields[3]) ?? 0, Int(fields[4]) ?? 0, fields.count > 5 ? fields[5] : "")
         }
     }
 
