@@ -59,6 +59,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     private var deadlineTimer: (at: NIODeadline, task: Scheduled<Void>)?
     private var drainDeadline: Scheduled<Void>?
     private var readHeld = false
+    /// Response fields seen lately, converted once (most responses repeat most of theirs).
+    private var acceptedFields = ResponseFieldCache()
 
     let id: SubconnectionID
     let address: ResolvedAddress
@@ -287,7 +289,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         current.responseStarted = true
         switch unwrapInboundIn(data) {
         case .head(let head):
-            let response = HTTPResponse(head)
+            let response = HTTPResponse(
+                status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase), headerFields: fields(of: head.headers))
             current.deadline = nil
             exchange = current
             if !head.isKeepAlive {
@@ -305,6 +308,23 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
             if let trailers, !trailers.isEmpty { current.response.setTrailers(HTTPFields(trailers)) }
             responseEnded()
         }
+    }
+
+    /// `headers` as HTTP fields; a name that is no valid field name is left out (NIOHTTP1's
+    /// parser admits only tokens, so none is).
+    private func fields(of headers: HTTPHeaders) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            if let field = acceptedFields.field(name: name, value: value) {
+                fields.append(field)
+            } else if let fieldName = HTTPField.Name(name) {
+                let field = HTTPField(name: fieldName, value: value)
+                acceptedFields.remember(name: name, value: value, field: field)
+                fields.append(field)
+            }
+        }
+        return fields
     }
 
     /// The response is whole. The exchange ends once the request is written too; a request

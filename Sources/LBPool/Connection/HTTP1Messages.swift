@@ -29,14 +29,6 @@ extension RequestHead {
     }
 }
 
-extension HTTPResponse {
-    /// A response head as `NIOHTTP1` parsed it. Its parser accepts only token names, so every
-    /// field converts.
-    init(_ head: HTTPResponseHead) {
-        self.init(status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase), headerFields: HTTPFields(head.headers))
-    }
-}
-
 extension HTTPFields {
     /// Fields as `NIOHTTP1` holds them; a name that is not a valid field name is left out.
     init(_ headers: HTTPHeaders) {

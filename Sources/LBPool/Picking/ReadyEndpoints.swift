@@ -30,6 +30,8 @@ final class EndpointSnapshot: Sendable {
         for subconnection in subconnections
         where subconnection.eventLoopID == loop && subconnection.shared.isAvailable.load(ordering: .acquiring) {
             let load = subconnection.shared.inFlight.load(ordering: .relaxed)
+            // An idle one cannot be beaten (over HTTP/1.1 the common case, among many).
+            if load == 0 { return subconnection }
             if load < bestLoad {
                 best = subconnection
                 bestLoad = load
@@ -45,6 +47,7 @@ final class EndpointSnapshot: Sendable {
         var bestLoad = Int.max
         for subconnection in subconnections where subconnection.shared.isAvailable.load(ordering: .acquiring) {
             let load = subconnection.shared.inFlight.load(ordering: .relaxed)
+            if load == 0 { return subconnection }
             if load < bestLoad {
                 best = subconnection
                 bestLoad = load
