@@ -47,7 +47,7 @@ struct LiveView: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let file = timeline.flatMap { path -> FileHandle? in
-            FileManager.default.createFile(atPath: path, contents: Data(Self.header.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(Self.header.utf8))
             let handle = FileHandle(forWritingAtPath: path)
             handle?.seekToEndOfFile()
             return handle

@@ -6,12 +6,23 @@ import Testing
 
 /// Full-duplex streams against a real server that answers while the client is still sending.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct DuplexIntegrationTests {
-    @Test func aThousandRoundTripsOnOneStreamThenTrailersBothWays() async throws {
-        // Node's http2 module: `/echo` writes back each chunk as it arrives, then trailers.
-        let server = try InteropBackend(.node, ip: "127.0.0.1", port: try freePort())
-        try await server.start()
-        defer { withExtendedLifetime(server) {} }
-        let pool = try LBPool(target: "http://127.0.0.1:\(server.port)", configuration: testConfiguration(dns: nil))
+    @Test(arguments: bothHTTPVersions)
+    func aThousandRoundTripsOnOneStreamThenTrailersBothWays(_ httpVersion: LBPool.Configuration.HTTPVersion) async throws {
+        // Node's http2 module, or over HTTP/1.1 its http module (the request body chunked, the
+        // response too): `/echo` writes back each chunk as it arrives, then trailers.
+        let port = try freePort()
+        var http2Server: InteropBackend?
+        var http1Server: NodeHTTP1Server?
+        if httpVersion == .http2 {
+            let server = try InteropBackend(.node, ip: "127.0.0.1", port: port)
+            try await server.start()
+            http2Server = server
+        } else {
+            http1Server = try await NodeHTTP1Server(ip: "127.0.0.1", port: port)
+        }
+        defer { withExtendedLifetime((http2Server, http1Server)) {} }
+        let pool = try LBPool(
+            target: "http://127.0.0.1:\(port)", configuration: testConfiguration(dns: nil, httpVersion: httpVersion))
         let (trailers, echoed) = try await withRunningPool(pool) { pool in
             try await pool.waitUntilReady(timeout: .seconds(5))
             let request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/echo")
