@@ -279,4 +279,29 @@ import Testing
         #expect(try h2.accessLog().map(\.protocol) == Array(repeating: "HTTP/2.0", count: 100))
         #expect(try h1.accessLog().map(\.protocol) == Array(repeating: "HTTP/1.1", count: 100))
     }
+
+    @Test func gracefulShutdownLetsTheOpenResponseFinishAndRefusesNewRequests() async throws {
+        // nginx's /stream sends 2 MiB at 256 KiB/s: eight seconds of one response.
+        let (backends, dns, port) = try await http1Fleet(["127.0.0.2"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: http1Configuration(dns: dns))
+        let events = pool.events()
+        let running = Task { try await pool.run() }
+        try await pool.waitUntilReady(timeout: .seconds(10))
+        let (bytes, reason) = try await pool.execute(get("/stream", id: "long")) { response -> (Int, ConnectionCloseReason?) in
+            var iterator = response.body.makeAsyncIterator()
+            var bytes = 0
+            while bytes < 64 << 10, let chunk = try await iterator.next() { bytes += chunk.readableBytes }
+            pool.shutDown()
+            for await event in events where event.kind == .draining(.poolShutdown) { break }
+            let refused = await #expect(throws: LBPoolError.self) { _ = try await pool.execute(get(id: "after-shutdown")) }
+            #expect(refused?.code == .shutdown)
+            while let chunk = try await iterator.next() { bytes += chunk.readableBytes }
+            return (bytes, response.connectionClosing.reason)
+        }
+        #expect(bytes == 2 << 20, "the open response arrived whole")
+        #expect(reason == .poolShutdown)
+        // run() returns by itself once the drained connection closed.
+        try await running.value
+    }
 }
