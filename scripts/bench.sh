@@ -174,18 +174,21 @@ ahc_tls=($(median "${ahc_tls_runs[@]}")); ahc_tls[3]=$(failures "${ahc_tls_runs[
 echo "median: h2load $tls_rps, pool ${pool_tls[0]}, AsyncHTTPClient ${ahc_tls[0]}; ratio pool / AsyncHTTPClient (h2 over TLS): $(ratio "${pool_tls[0]}" "${ahc_tls[0]}")"
 
 echo "== HTTP/1.1: 63 connections (21 per backend), one request each at a time, $runs runs"
-h1_runs=(); ahc_h1_runs=(); pool_h1_runs=(); pool_h1_two_runs=()
+h1_runs=(); ahc_h1_runs=(); pool_h1_runs=(); pool_h1_one_runs=(); pool_h1_global_runs=()
 for round in $(seq "$runs"); do
   h2load_run h1 http "$h1_port" --h1 -c 21 -m 1
   h1_runs+=("$rps $mean $client_us $server_us")
   # The pool over HTTP/1.1 (`--http1`): up to 32 connections per address (the default), of which
-  # 63 concurrent requests use about 21 each.
+  # 63 concurrent requests use about 21 each. HTTP/1.1 batches nothing across requests (one write
+  # per request whatever the loop), so the example's workers spread over every loop of the
+  # shared group; then on one loop only, and on the global executor (the pool spreads the
+  # connections itself).
   json_run pool-h1 "$client" "http://$name:$h1_port/" --http1 --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id
   pool_h1_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
-  # HTTP/1.1 batches nothing across requests (one write per request whatever the loop), so
-  # spreading the workers over two loops buys throughput without a cost in batching.
-  json_run pool-h1-two-loops "${client_pin[@]}" "$client" "http://$name:$h1_port/" --http1 --event-loops 2 --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id
-  pool_h1_two_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
+  json_run pool-h1-one-loop "${client_pin[@]}" "$client" "http://$name:$h1_port/" --http1 --event-loops 1 --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id
+  pool_h1_one_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
+  json_run pool-h1-global "$client" "http://$name:$h1_port/" --http1 --executor global --requests "$requests" --concurrency 63 --dns-server "127.0.0.1:$dns_port" --json --no-request-id
+  pool_h1_global_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
   json_run ahc-h1 "$bin/AHCLoad" "http://${ips[0]}:$h1_port/" "http://${ips[1]}:$h1_port/" "http://${ips[2]}:$h1_port/" \
     --requests "$requests" --concurrency 63 --http1
   ahc_h1_runs+=("$rps $p50 $p99 $failed $client_us $server_us")
@@ -193,7 +196,8 @@ done
 read -r h1_rps h1_mean h1_client_us h1_server_us < <(median "${h1_runs[@]}")
 ahc_h1=($(median "${ahc_h1_runs[@]}")); ahc_h1[3]=$(failures "${ahc_h1_runs[@]}")
 pool_h1=($(median "${pool_h1_runs[@]}")); pool_h1[3]=$(failures "${pool_h1_runs[@]}")
-pool_h1_two=($(median "${pool_h1_two_runs[@]}")); pool_h1_two[3]=$(failures "${pool_h1_two_runs[@]}")
+pool_h1_one=($(median "${pool_h1_one_runs[@]}")); pool_h1_one[3]=$(failures "${pool_h1_one_runs[@]}")
+pool_h1_global=($(median "${pool_h1_global_runs[@]}")); pool_h1_global[3]=$(failures "${pool_h1_global_runs[@]}")
 echo "median HTTP/1.1: h2load $h1_rps, pool ${pool_h1[0]}, AsyncHTTPClient ${ahc_h1[0]}; pool / h2load $(ratio "${pool_h1[0]}" "$h1_rps"), pool / AsyncHTTPClient $(ratio "${pool_h1[0]}" "${ahc_h1[0]}")"
 
 echo "== large bodies: 4 MiB responses at /big, $big_requests requests, $runs runs, 3, 9 and 18 concurrent streams"
@@ -295,8 +299,9 @@ h2load_version=$(h2load --version | head -1)
   echo "| swift-lbpool (example client, release) | h2 + TLS | 3 × 21 (63 concurrent) | ${pool_tls[0]} | ${pool_tls[1]} ms | ${pool_tls[2]} ms | ${pool_tls[3]} | $(ratio "${pool_tls[0]}" "$tls_rps") × h2load, $(ratio "${pool_tls[0]}" "${ahc_tls[0]}") × AsyncHTTPClient | ${pool_tls[4]} µs | ${pool_tls[5]} µs |"
   echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | h2 + TLS | 1 per backend, 63 concurrent | ${ahc_tls[0]} | ${ahc_tls[1]} ms | ${ahc_tls[2]} ms | ${ahc_tls[3]} | $(ratio "${ahc_tls[0]}" "$tls_rps") × h2load | ${ahc_tls[4]} µs | ${ahc_tls[5]} µs |"
   echo "| $h2load_version --h1 | HTTP/1.1 | 63 × 1 | $h1_rps | mean $h1_mean | | | 1 | $h1_client_us µs | $h1_server_us µs |"
-  echo "| swift-lbpool, \`--http1\` | HTTP/1.1 | 63 concurrent, up to 32 connections per address | ${pool_h1[0]} | ${pool_h1[1]} ms | ${pool_h1[2]} ms | ${pool_h1[3]} | $(ratio "${pool_h1[0]}" "$h1_rps") × h2load, $(ratio "${pool_h1[0]}" "${ahc_h1[0]}") × AsyncHTTPClient | ${pool_h1[4]} µs | ${pool_h1[5]} µs |"
-  echo "| swift-lbpool, \`--http1 --event-loops 2\` (workers on both) | HTTP/1.1 | 63 concurrent, up to 32 connections per address | ${pool_h1_two[0]} | ${pool_h1_two[1]} ms | ${pool_h1_two[2]} ms | ${pool_h1_two[3]} | $(ratio "${pool_h1_two[0]}" "$h1_rps") × h2load, $(ratio "${pool_h1_two[0]}" "${ahc_h1[0]}") × AsyncHTTPClient | ${pool_h1_two[4]} µs | ${pool_h1_two[5]} µs |"
+  echo "| swift-lbpool, \`--http1\` (workers on every loop of the shared group) | HTTP/1.1 | 63 concurrent, up to 32 connections per address | ${pool_h1[0]} | ${pool_h1[1]} ms | ${pool_h1[2]} ms | ${pool_h1[3]} | $(ratio "${pool_h1[0]}" "$h1_rps") × h2load, $(ratio "${pool_h1[0]}" "${ahc_h1[0]}") × AsyncHTTPClient | ${pool_h1[4]} µs | ${pool_h1[5]} µs |"
+  echo "| swift-lbpool, \`--http1 --event-loops 1\` | HTTP/1.1 | 63 concurrent, up to 32 connections per address | ${pool_h1_one[0]} | ${pool_h1_one[1]} ms | ${pool_h1_one[2]} ms | ${pool_h1_one[3]} | $(ratio "${pool_h1_one[0]}" "$h1_rps") × h2load, $(ratio "${pool_h1_one[0]}" "${ahc_h1[0]}") × AsyncHTTPClient | ${pool_h1_one[4]} µs | ${pool_h1_one[5]} µs |"
+  echo "| swift-lbpool, \`--http1 --executor global\` | HTTP/1.1 | 63 concurrent, up to 32 connections per address | ${pool_h1_global[0]} | ${pool_h1_global[1]} ms | ${pool_h1_global[2]} ms | ${pool_h1_global[3]} | $(ratio "${pool_h1_global[0]}" "$h1_rps") × h2load, $(ratio "${pool_h1_global[0]}" "${ahc_h1[0]}") × AsyncHTTPClient | ${pool_h1_global[4]} µs | ${pool_h1_global[5]} µs |"
   echo "| AsyncHTTPClient 1.37 (3 URLs in turn) | HTTP/1.1 | 63 × 1 | ${ahc_h1[0]} | ${ahc_h1[1]} ms | ${ahc_h1[2]} ms | ${ahc_h1[3]} | $(ratio "${ahc_h1[0]}" "$h1_rps") × h2load | ${ahc_h1[4]} µs | ${ahc_h1[5]} µs |"
   echo
   echo "CPU per request is user + system time over the run divided by its requests: the client's"
@@ -328,8 +333,10 @@ h2load_version=$(h2load --version | head -1)
   echo "HTTP/1.1: the pool runs \`--http1\` with its defaults (one warm connection per address, another"
   echo "whenever all are busy, up to 32): 63 concurrent requests end up on about 21 connections per"
   echo "address, as h2load's and AsyncHTTPClient's do. Over HTTP/1.1 every request is its own write and"
-  echo "read on its own connection, so one event loop carries the whole load; \`--event-loops 2\` spreads"
-  echo "it over two."
+  echo "read on its own connection, so nothing is batched: the example's workers spread over every loop of"
+  echo "SwiftNIO's shared group (one per core), and a connection one more request needs goes on the loop"
+  echo "of the task that asked, or, for a task on none of the pool's loops (the global executor), on the"
+  echo "loop with the fewest of the address's connections. \`--event-loops 1\` keeps it all on one loop."
   echo
   echo "## Large responses: 4 MiB bodies"
   echo
@@ -379,7 +386,7 @@ echo "wrote Benchmarks/RESULTS.md"
   echo "\"AsyncHTTPClient TLS\" ${ahc_tls[0]} ${ahc_tls[4]}"
   echo "\"h2load --h1\" $h1_rps $h1_client_us"
   echo "\"pool HTTP/1.1\" ${pool_h1[0]} ${pool_h1[4]}"
-  echo "\"pool HTTP/1.1, 2 loops\" ${pool_h1_two[0]} ${pool_h1_two[4]}"
+  echo "\"pool HTTP/1.1, 1 loop\" ${pool_h1_one[0]} ${pool_h1_one[4]}"
   echo "\"AsyncHTTPClient HTTP/1.1\" ${ahc_h1[0]} ${ahc_h1[4]}"
 } > "$work/chart.dat"
 gnuplot <<PLOT

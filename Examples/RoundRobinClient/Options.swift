@@ -39,7 +39,8 @@ struct Options {
     var timeline: String?
     /// Download the path whole instead of a load, resuming elsewhere when its connection closes.
     var follow = false
-    /// Speak HTTP/1.1 instead of HTTP/2, on any scheme.
+    /// Speak HTTP/1.1 instead of HTTP/2, on any scheme; the workers then spread over every
+    /// loop of the pool.
     var http1 = false
     /// Over TLS, let ALPN choose per connection (h2, else HTTP/1.1).
     var negotiate = false

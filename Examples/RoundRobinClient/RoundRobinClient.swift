@@ -155,7 +155,11 @@ final class LoadRun: Service, Sendable {
                         // that read it, and the next request is written from there. With
                         // --event-loops N the workers are spread over all N loops; otherwise
                         // they start on the pool's home loop, as tasks on its executor do.
-                        let executors = options.eventLoops == nil ? [pool.taskExecutor] : pool.taskExecutors
+                        // Over HTTP/2 the workers share the home loop, where a tick's requests go
+                        // out in one write; over HTTP/1.1 nothing is batched across requests, so
+                        // they spread over every loop of the pool.
+                        let spread = options.eventLoops != nil || options.http1
+                        let executors = spread ? pool.taskExecutors : [pool.taskExecutor]
                         let executor: (any TaskExecutor)? = options.onEventLoops ? executors[worker % executors.count] : nil
                         workers.addTask(executorPreference: executor) {
                             await Self.worker(pool: pool, options: options, runID: runID, tickets: tickets, recorder: recorder)

@@ -164,6 +164,7 @@ public final class LBPool: Service, Sendable {
             connector: SocketConnector(settings: settings),
             timers: EventLoopTimers(eventLoop: home),
             eventLoops: eventLoops,
+            spreadsConnections: configuration.httpVersion != .http2,
             metrics: PoolMetrics(
                 factory: metrics ?? MetricsSystem.factory,
                 server: PoolMetrics.Server(address: target.host, port: target.port, scheme: target.scheme.rawValue),

@@ -304,4 +304,29 @@ import Testing
         // run() returns by itself once the drained connection closed.
         try await running.value
     }
+
+    @Test func plainTasksSpreadTheirConnectionsOverTheEventLoops() async throws {
+        let (backends, dns, port) = try await http1Fleet(["127.0.0.2"])
+        defer { withExtendedLifetime((backends, dns)) {} }
+        var configuration = http1Configuration(dns: dns)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        configuration.eventLoopGroup = group
+        let pool = try LBPool(target: "http://\(serviceName):\(port)", configuration: configuration)
+        let loops = try await withRunningPool(pool) { pool in
+            try await pool.waitUntilReady(timeout: .seconds(10))
+            // Tasks on the global executor, none on the pool's loops.
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                for worker in 0..<8 {
+                    tasks.addTask { for number in 0..<100 { _ = try await pool.execute(get(id: "plain-\(worker)-\(number)")) } }
+                }
+                try await tasks.waitForAll()
+            }
+            return pool.snapshot().addresses.flatMap(\.connections).map(\.eventLoop)
+        }
+        try await group.shutdownGracefully()
+        // Over HTTP/1.1 the extra connections alternate between the loops, the warm one on the home loop.
+        let perLoop = Dictionary(grouping: loops, by: { $0 }).mapValues(\.count)
+        #expect(perLoop.keys.sorted() == [0, 1], "connections per loop: \(perLoop)")
+        #expect(abs((perLoop[0] ?? 0) - (perLoop[1] ?? 0)) <= 1, "connections per loop: \(perLoop)")
+    }
 }

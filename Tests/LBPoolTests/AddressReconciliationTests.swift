@@ -145,6 +145,21 @@ import Testing
         #expect(loops(other.connectionsFull(a, onLoop: 9)) == [0], "no such loop: the home loop")
     }
 
+    @Test func oneMoreConnectionAskedForFromNoLoopGoesToTheLoopWithTheFewest() {
+        var machine = AddressReconciliation(minConnections: 1, maxConnections: 5, eventLoops: 3)
+        _ = machine.subconnection(dials(machine.addressesResolved([a]))[0].1, address: a, reported: .ready)
+        // The warm one is on the home loop (0): loops 1 and 2 take the next, then 0 and 1 again.
+        var placed: [Int] = []
+        for _ in 0..<4 {
+            let actions = machine.connectionsFull(a, onLoop: nil)
+            placed += loops(actions)
+            #expect(machine.connectionsFull(a, onLoop: nil).isEmpty, "one is connecting")
+            if let (_, id) = dials(actions).first { _ = machine.subconnection(id, address: a, reported: .ready) }
+        }
+        #expect(placed == [1, 2, 0, 1])
+        #expect(machine.connectionsFull(a, onLoop: nil).isEmpty, "at the maximum")
+    }
+
     @Test func aConnectionWantedOnALoopIsDialledThereOnceAndOnlyUpToTheMaximum() {
         var machine = AddressReconciliation(minConnections: 1, maxConnections: 2, eventLoops: 3)
         let first = dials(machine.addressesResolved([a]))[0].1

@@ -184,11 +184,21 @@ struct AddressReconciliation: Sendable {
     }
 
     /// Every serving connection of the address is at the server's stream limit: dial one more,
-    /// up to `maxConnections`, unless one is already being dialled.
-    mutating func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int = 0) -> [Action] {
+    /// up to `maxConnections`, unless one is already being dialled. It goes on event loop `loop`,
+    /// or with `nil` on the loop that has the fewest of the address's connections (the lowest
+    /// such), which spreads them over the loops.
+    mutating func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int? = 0) -> [Action] {
         guard !isShuttingDown, var endpoint = endpoints[address], !endpoint.reconnectScheduled else { return [] }
         guard endpoint.open < maxConnections, !endpoint.subconnections.values.contains(.connecting) else { return [] }
-        let action = dial(address, into: &endpoint, loop: (0..<eventLoops).contains(loop) ? loop : 0)
+        let chosen: Int
+        if let loop {
+            chosen = (0..<eventLoops).contains(loop) ? loop : 0
+        } else {
+            var counts = [Int](repeating: 0, count: eventLoops)
+            for placed in endpoint.loops.values where (0..<eventLoops).contains(placed) { counts[placed] += 1 }
+            chosen = counts.indices.min { (counts[$0], $0) < (counts[$1], $1) } ?? 0
+        }
+        let action = dial(address, into: &endpoint, loop: chosen)
         endpoints[address] = endpoint
         return [action]
     }

@@ -43,7 +43,8 @@ extension Balancer {
                     if subconnection.shared.tryReserve() { return subconnection }
                     // Every connection of this address has all the streams its server allows:
                     // ask for one more connection, and meanwhile use any address with room.
-                    connectionsFull(subconnection.address, onLoop: here.flatMap { eventLoopIndex[$0] } ?? 0)
+                    let loop = here.flatMap { eventLoopIndex[$0] } ?? (spreadsConnections ? nil : 0)
+                    connectionsFull(subconnection.address, onLoop: loop)
                 }
                 for endpoint in endpoints.storage {
                     if let subconnection = endpoint.leastLoadedSubconnection(), subconnection.shared.tryReserve() {

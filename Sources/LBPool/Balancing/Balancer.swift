@@ -80,6 +80,11 @@ final class Balancer: SubconnectionDelegate, Sendable {
     private let eventLoops: [any EventLoop]
     /// Each of ``eventLoops`` by identity, for the pick path.
     let eventLoopIndex: [ObjectIdentifier: Int]
+    /// One more connection for full ones, asked for by a request on none of the pool's loops,
+    /// goes on the loop with the fewest of the address's connections rather than the home loop.
+    /// Over HTTP/1.1, where nothing is batched across requests, that spreads the work over the
+    /// loops; over HTTP/2 the home loop's batching is worth more.
+    let spreadsConnections: Bool
 
     /// - Parameters:
     ///   - eventLoops: The loops to place connections on, the home loop first, so that a
@@ -87,9 +92,10 @@ final class Balancer: SubconnectionDelegate, Sendable {
     ///   - seed: Seeds the machine's jitter (reconnect delays, connection lifetimes).
     init(
         settings: BalancerStateMachine.Settings, healthProbe: HealthProbe?, connector: any SubconnectionConnector,
-        timers: any BalancerTimers, eventLoops: [any EventLoop] = [], seed: UInt64 = .random(in: .min ... .max),
-        metrics: PoolMetrics, logger: Logger
+        timers: any BalancerTimers, eventLoops: [any EventLoop] = [], spreadsConnections: Bool = false,
+        seed: UInt64 = .random(in: .min ... .max), metrics: PoolMetrics, logger: Logger
     ) {
+        self.spreadsConnections = spreadsConnections
         var settings = settings
         settings.eventLoops = max(eventLoops.count, 1)
         self.eventLoops = eventLoops
@@ -174,8 +180,8 @@ final class Balancer: SubconnectionDelegate, Sendable {
     }
 
     /// Called from the request path when the chosen endpoint's connections are all at their
-    /// stream limit; the request runs on event loop `loop` (0, the home loop, if on none).
-    func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int = 0) {
+    /// stream limit; the request runs on event loop `loop` (`nil` if on none of the pool's).
+    func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int? = 0) {
         update { $0.connectionsFull(address, onLoop: loop) }
     }
 

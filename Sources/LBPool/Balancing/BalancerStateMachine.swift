@@ -208,8 +208,8 @@ struct BalancerStateMachine: Sendable {
 
     /// Every serving connection of the address is at the server's stream limit.
     /// Every serving connection of the address is at the server's stream limit; the request
-    /// that found them full runs on event loop `loop`.
-    mutating func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int = 0) -> [Action] {
+    /// that found them full runs on event loop `loop` (`nil`: spread the address's connections).
+    mutating func connectionsFull(_ address: ResolvedAddress, onLoop loop: Int? = 0) -> [Action] {
         translate(reconciliation.connectionsFull(address, onLoop: loop))
     }
 
