@@ -117,6 +117,32 @@ import Testing
         #expect(summary?["spans"] as? Int == 1000, "\(String(describing: summary))")
     }
 
+    @Test func http1FlagSpeaksHTTP1ToEveryAddress() async throws {
+        let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"]) {
+            try NginxBackend(ip: $0, port: $1, http1Only: true)
+        }
+        defer { withExtendedLifetime((backends, dns)) {} }
+        let folder = try makeWorkFolder("client-http1")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("stdout.json")
+        let client = try ChildProcess(
+            name: "RoundRobinClient", path: try clientPath(),
+            arguments: [
+                "http://\(Self.name):\(port)/", "--http1", "--requests", "600", "--concurrency", "6", "--dns-server", dns.address, "--json",
+            ],
+            log: folder.appendingPathComponent("stderr.log"), output: output
+        )
+        try await waitFor("the client to finish", timeout: .seconds(30)) { !client.isRunning }
+        #expect(client.exitCode == 0)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: Any]
+        #expect(summary?["succeeded"] as? Int == 600, "\(String(describing: summary))")
+        #expect((summary?["addresses"] as? [String: Any])?.count == 3, "\(String(describing: summary))")
+        for backend in backends {
+            let log = try backend.accessLog()
+            #expect(!log.isEmpty && log.allSatisfy { $0.protocol == "HTTP/1.1" }, "\(backend.ip)")
+        }
+    }
+
     @Test func theTimelineHasARowPerSecondPerAddressAndTheLiveLinesShowTheShares() async throws {
         let (backends, dns, port) = try await startFleet(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         defer { withExtendedLifetime((backends, dns)) {} }
