@@ -103,7 +103,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     let id: SubconnectionID
     let address: ResolvedAddress
     private let shared: SubconnectionShared
-    private let delegate: any SubconnectionDelegate
+    private let reporter: ConnectionReporter
     private let requiresALPN: Bool
     private let readyTimeoutAmount: TimeAmount
     private let drainTimeout: TimeAmount
@@ -133,7 +133,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         self.id = id
         self.address = address
         self.shared = shared
-        self.delegate = delegate
+        self.reporter = ConnectionReporter(id: id, address: address, shared: shared, delegate: delegate)
         self.requiresALPN = requiresALPN
         self.readyTimeoutAmount = TimeAmount(readyTimeout)
         self.drainTimeout = TimeAmount(drainTimeout)
@@ -588,16 +588,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if actions.notifyReady {
             readyTimeout?.cancel()
             wasReady = true
-            shared.isAvailable.store(true, ordering: .releasing)
             if let keepalive { startKeepalive(keepalive) }
             if let timeout = limits.responseBodyIdleTimeout { startIdleChecks(timeout) }
-            delegate.subconnection(id, address: address, didReport: .ready)
+            reporter.ready()
         }
         if let reason = actions.notifyDraining {
-            shared.isAvailable.store(false, ordering: .releasing)
             // Listeners hear it before any stream is torn down by the close below.
-            shared.closing.fire(reason)
-            delegate.subconnection(id, address: address, didReport: .draining(reason))
+            reporter.draining(reason)
             if let context, !actions.closeChannel {
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 drainDeadline = context.eventLoop.scheduleTask(in: drainTimeout) {
@@ -614,9 +611,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             context?.close(promise: nil)
         }
         if let reason = actions.notifyClosed {
-            shared.isAvailable.store(false, ordering: .releasing)
-            shared.closing.fire(reason)
-            delegate.subconnection(id, address: address, didReport: .closed(reason, wasReady: wasReady))
+            reporter.closed(reason, wasReady: wasReady)
         }
     }
 

@@ -65,7 +65,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
     let id: SubconnectionID
     let address: ResolvedAddress
     private let shared: SubconnectionShared
-    private let delegate: any SubconnectionDelegate
+    private let reporter: ConnectionReporter
     private let awaitsHandshake: Bool
     private let readyTimeoutAmount: TimeAmount
     private let drainTimeout: TimeAmount
@@ -84,7 +84,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         self.id = id
         self.address = address
         self.shared = shared
-        self.delegate = delegate
+        self.reporter = ConnectionReporter(id: id, address: address, shared: shared, delegate: delegate)
         self.awaitsHandshake = awaitsHandshake
         self.readyTimeoutAmount = TimeAmount(readyTimeout)
         self.drainTimeout = TimeAmount(drainTimeout)
@@ -381,14 +381,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
         if actions.notifyReady {
             readyTimeout?.cancel()
             wasReady = true
-            shared.isAvailable.store(true, ordering: .releasing)
-            delegate.subconnection(id, address: address, didReport: .ready)
+            reporter.ready()
         }
         if let reason = actions.notifyDraining {
-            shared.isAvailable.store(false, ordering: .releasing)
             // Listeners hear it before the request under it is torn down.
-            shared.closing.fire(reason)
-            delegate.subconnection(id, address: address, didReport: .draining(reason))
+            reporter.draining(reason)
             if let context, !actions.closeChannel {
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 drainDeadline = context.eventLoop.scheduleTask(in: drainTimeout) {
@@ -400,9 +397,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler {
             context?.close(promise: nil)
         }
         if let reason = actions.notifyClosed {
-            shared.isAvailable.store(false, ordering: .releasing)
-            shared.closing.fire(reason)
-            delegate.subconnection(id, address: address, didReport: .closed(reason, wasReady: wasReady))
+            reporter.closed(reason, wasReady: wasReady)
         }
     }
 

@@ -22,31 +22,16 @@ final class EndpointSnapshot: Sendable {
         return total
     }
 
-    /// The ready subconnection on event loop `loop` with the fewest requests in flight, if the
-    /// endpoint has one there.
-    func leastLoadedSubconnection(on loop: ObjectIdentifier) -> Subconnection? {
+    /// The ready subconnection with the fewest requests in flight (on event loop `loop`, if
+    /// given), skipping any that started draining since the snapshot was taken; `nil` if there
+    /// is none (there).
+    func leastLoadedSubconnection(on loop: ObjectIdentifier? = nil) -> Subconnection? {
         var best: Subconnection?
         var bestLoad = Int.max
         for subconnection in subconnections
-        where subconnection.eventLoopID == loop && subconnection.shared.isAvailable.load(ordering: .acquiring) {
+        where (loop == nil || subconnection.eventLoopID == loop) && subconnection.shared.isAvailable.load(ordering: .acquiring) {
             let load = subconnection.shared.inFlight.load(ordering: .relaxed)
             // An idle one cannot be beaten (over HTTP/1.1 the common case, among many).
-            if load == 0 { return subconnection }
-            if load < bestLoad {
-                best = subconnection
-                bestLoad = load
-            }
-        }
-        return best
-    }
-
-    /// The ready subconnection with the fewest requests in flight, skipping any that started
-    /// draining since the snapshot was taken.
-    func leastLoadedSubconnection() -> Subconnection? {
-        var best: Subconnection?
-        var bestLoad = Int.max
-        for subconnection in subconnections where subconnection.shared.isAvailable.load(ordering: .acquiring) {
-            let load = subconnection.shared.inFlight.load(ordering: .relaxed)
             if load == 0 { return subconnection }
             if load < bestLoad {
                 best = subconnection
